@@ -1,0 +1,39 @@
+"""All exceptions raised by penguin-gym, in one place (as in Gymnasium's ``gymnasium.error``)."""
+
+from __future__ import annotations
+
+
+class PenguinError(Exception):
+    """Base class of every penguin-gym error."""
+
+
+class InvalidScenarioError(PenguinError, ValueError):
+    """A scenario record, field or value is malformed."""
+
+
+class DataFormatError(PenguinError, ValueError):
+    """A data file cannot be parsed; the message names the file, the record (line) and the field."""
+
+
+class InvalidActionError(PenguinError, ValueError):
+    """An action is out of range, or masked under the ``invalid_action="raise"`` policy."""
+
+
+class ConfigError(PenguinError, ValueError):
+    """A configuration value (env kwarg, judge parameter, CLI option) is invalid."""
+
+
+class JudgeError(PenguinError, RuntimeError):
+    """A judge could not produce a score (after its retries); never replaced by a default score."""
+
+
+class JudgeParseError(JudgeError):
+    """A judge's reply could not be read as the three rubric scores."""
+
+
+class BackendError(PenguinError, RuntimeError):
+    """An LLM backend failed (HTTP error after retries, timeout, bad response)."""
+
+
+class DependencyNotInstalled(PenguinError, ImportError):
+    """An optional dependency is missing; the message gives the ``pip install`` command."""
