@@ -27,8 +27,8 @@ from penguin_gym.model import (
 )
 
 _DOMAIN_ONEHOT = np.eye(len(DOMAINS), dtype=np.float32)
-for _row in _DOMAIN_ONEHOT:
-    _row.setflags(write=False)
+_MASK_BITS_F32 = MASK_BITS.astype(np.float32)
+_STEPS_LEFT = [np.array([k / NUM_ATTRIBUTES], dtype=np.float32) for k in range(NUM_ATTRIBUTES + 1)]
 
 
 @lru_cache(maxsize=32)
@@ -102,12 +102,14 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     steps, which truncates only an agent that keeps taking invalid actions.
 
     ## Info
-    Every step: ``scenario_id``, ``domain``, ``query``, ``revealed`` (attribute -> value text, in
-    asking order), ``question_cost`` (cost paid this step), ``total_cost``, ``num_questions``,
-    ``action_mask``, ``reward_terms``, ``invalid_action``. The last step adds
+    ``reset``: ``scenario_id``, ``domain``, ``scenario_type``, ``query``, ``revealed`` (empty),
+    ``num_questions``, ``total_cost``. Every step: ``scenario_id``, ``question_cost`` (cost paid this
+    step), ``total_cost``, ``num_questions``, ``reward_terms``, ``invalid_action``, and ``answer``
+    (the user's reply, the value text) when a question was answered. The last step adds the texts
+    (``domain``, ``scenario_type``, ``query``, ``revealed``: attribute -> value text in asking order),
     ``risk_sensitivity``, ``emotional_empathy``, ``personalization``, ``safety`` (1-5), ``questions``
     (attribute names in order), ``forced_answer`` and ``missed_high_risk`` (a severe Mental Health or
-    Past Self-Harm fact went unasked).
+    Past Self-Harm fact went unasked). The valid actions are ``env.action_masks()``.
 
     ## Arguments
     - ``domain``: one of the 7 domains, or ``None``/``"All"`` for all.
@@ -175,6 +177,8 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         )
         self.featurizer = make_featurizer(featurizer)
         self._features: dict[int, np.ndarray] = {}
+        self._domain_index = [s.domain_index for s in scenarios]
+        self._severity32 = self.model.severity.astype(np.float32)
         self._row_of_id = {s.id: i for i, s in enumerate(scenarios)}
         self.domain = domain
         self.render_mode = render_mode
@@ -191,28 +195,39 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         row = self._pick_row(options)
         self.state = self.model.initial(row)
         self._last_scores = None
-        return self._obs(self.state), self._info(self.state, {}, 0.0)
+        info = {"scenario_id": self.scenarios[row].id, "num_questions": 0, "total_cost": 0.0}
+        info.update(self._texts(self.state))
+        return self._obs(self.state), info
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
-        if self.state is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
         prev = self.state
+        if prev is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
         tr = self.model.step(prev, action)
-        self.state = tr.state
-        info = self._info(tr.state, tr.reward_terms, tr.state.cost - prev.cost)
-        info["invalid_action"] = tr.invalid
+        state = self.state = tr.state
+        info: dict[str, Any] = {
+            "scenario_id": self.scenarios[state.row].id,
+            "question_cost": state.cost - prev.cost,
+            "total_cost": state.cost,
+            "num_questions": len(state.order),
+            "reward_terms": tr.reward_terms,
+            "invalid_action": tr.invalid,
+        }
+        if len(state.order) > len(prev.order):
+            info["answer"] = self.scenarios[state.row].profile[ATTRIBUTES[state.order[-1]]]
         if tr.terminated:
-            self._last_scores = tr.scores
-            s = tr.scores
+            self._last_scores = s = tr.scores
             assert s is not None
-            info["risk_sensitivity"] = float(s[0])
-            info["emotional_empathy"] = float(s[1])
-            info["personalization"] = float(s[2])
-            info["safety"] = float(s.mean())
-            info["questions"] = [ATTRIBUTES[i] for i in tr.state.order]
+            info.update(self._texts(state))
+            r, e, p = s.tolist()
+            info["risk_sensitivity"] = r
+            info["emotional_empathy"] = e
+            info["personalization"] = p
+            info["safety"] = (r + e + p) / 3.0
+            info["questions"] = [ATTRIBUTES[i] for i in state.order]
             info["forced_answer"] = tr.forced_answer
-            info["missed_high_risk"] = self.model.missed_high_risk(tr.state)
-        return self._obs(tr.state), tr.reward, tr.terminated, False, info
+            info["missed_high_risk"] = self.model.missed_high_risk(state)
+        return self._obs(state), tr.reward, tr.terminated, False, info
 
     def action_masks(self) -> np.ndarray:
         """Valid actions, bool ``(11,)``, True = valid (sb3-contrib ``MaskablePPO`` reads this)."""
@@ -269,9 +284,11 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             unknown = set(options) - {"scenario_id", "scenario_index"}
             if unknown:
                 raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; valid: scenario_id, scenario_index")
-        return int(self.np_random.integers(len(self.scenarios)))
+        # One uniform draw scaled to the row count: the same law as integers(n), several times cheaper.
+        return min(int(self.np_random.random() * len(self.scenarios)), len(self.scenarios) - 1)
 
     def query_features(self, row: int) -> np.ndarray:
+        """The (read-only, cached) query features of scenario ``row``."""
         f = self._features.get(row)
         if f is None:
             f = self.featurizer([self.scenarios[row].query])[0]
@@ -280,29 +297,24 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return f
 
     def _obs(self, state: EpisodeState) -> dict[str, np.ndarray]:
-        bits = MASK_BITS[state.asked]
+        # Fresh arrays every call (users keep observations); the parts that do not change within an
+        # episode are copied from caches, the rest read from precomputed tables.
+        row, asked = state.row, state.asked
         return {
-            "query": self.query_features(state.row).copy(),
-            "domain": _DOMAIN_ONEHOT[self.scenarios[state.row].domain_index].copy(),
-            "asked": bits.copy(),
-            "revealed": (self.model.severity[state.row] * bits).astype(np.float32),
-            "steps_left": np.array(
-                [0.0 if state.done else (self.model.budget - state.num_questions) / NUM_ATTRIBUTES], dtype=np.float32
-            ),
+            "query": self.query_features(row).copy(),
+            "domain": _DOMAIN_ONEHOT[self._domain_index[row]].copy(),
+            "asked": MASK_BITS[asked].copy(),
+            "revealed": self._severity32[row] * _MASK_BITS_F32[asked],
+            "steps_left": _STEPS_LEFT[0 if state.done else self.model.budget - len(state.order)].copy(),
         }
 
-    def _info(self, state: EpisodeState, terms: dict[str, float], paid: float) -> dict[str, Any]:
+    def _texts(self, state: EpisodeState) -> dict[str, Any]:
         sc = self.scenarios[state.row]
         return {
-            "scenario_id": sc.id,
             "domain": sc.domain,
+            "scenario_type": sc.scenario_type,
             "query": sc.query,
             "revealed": {ATTRIBUTES[i]: sc.profile[ATTRIBUTES[i]] for i in state.order},
-            "question_cost": float(paid),
-            "total_cost": float(state.cost),
-            "num_questions": state.num_questions,
-            "action_mask": self.model.action_mask(state),
-            "reward_terms": terms,
         }
 
 

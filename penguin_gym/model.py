@@ -14,9 +14,9 @@ the step that asks the last allowed question also returns the answer's reward an
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -37,6 +37,10 @@ CostSpec = float | Sequence[float] | Mapping[str, float] | np.ndarray
 #: ``MASK_BITS[m]`` is the 0/1 vector of bitmask ``m`` (1,024 x 10, int8).
 MASK_BITS = ((np.arange(1 << NUM_ATTRIBUTES)[:, None] >> np.arange(NUM_ATTRIBUTES)) & 1).astype(np.int8)
 POPCOUNT = MASK_BITS.sum(axis=1).astype(np.int64)
+#: ``ACTION_MASKS[m]``: the valid actions (11,) when ``m`` is asked and the budget is not spent.
+ACTION_MASKS = np.concatenate([MASK_BITS == 0, np.ones((1 << NUM_ATTRIBUTES, 1), dtype=bool)], axis=1)
+_ANSWER_ONLY = np.zeros(NUM_ACTIONS, dtype=bool)
+_ANSWER_ONLY[ANSWER] = True
 
 #: Severity at or above which an unasked Mental Health Status or Past Self-Harm History makes the
 #: answer a critical miss (severe depression and comparable diagnoses; any self-harm history).
@@ -71,9 +75,9 @@ def parse_costs(question_cost: CostSpec) -> np.ndarray:
     return costs.astype(np.float64)
 
 
-@dataclass(frozen=True, slots=True)
-class EpisodeState:
-    """The state of one episode.
+class EpisodeState(NamedTuple):
+    """The state of one episode (an immutable record; a ``NamedTuple`` because the env creates one
+    per step and tuple construction is several times cheaper than a frozen dataclass).
 
     Attributes:
         row: Index of the scenario in the model's scenario list.
@@ -96,8 +100,7 @@ class EpisodeState:
         return len(self.order)
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(NamedTuple):
     """What ``EpisodeModel.step`` returns."""
 
     state: EpisodeState
@@ -141,6 +144,7 @@ class EpisodeModel:
         self.bound: BoundJudge = judge if hasattr(judge, "scores") else bind(judge, self.scenarios)  # type: ignore[arg-type,assignment]
         self.judge = judge
         self.costs = parse_costs(question_cost)
+        self._cost_list = [float(c) for c in self.costs]  # Python floats: the per-step path avoids numpy scalars
         self.budget = NUM_ATTRIBUTES if budget is None else int(budget)
         if not 0 <= self.budget <= NUM_ATTRIBUTES:
             raise ConfigError(f"budget = {budget} must be between 0 and {NUM_ATTRIBUTES}")
@@ -174,34 +178,36 @@ class EpisodeModel:
 
     def action_mask(self, state: EpisodeState) -> np.ndarray:
         """Bool array (11,), True = valid (the convention of sb3-contrib's MaskablePPO)."""
-        mask = np.zeros(NUM_ACTIONS, dtype=bool)
         if state.done:
-            return mask
-        if state.num_questions < self.budget:
-            mask[:NUM_ATTRIBUTES] = MASK_BITS[state.asked] == 0
-        mask[ANSWER] = True
-        return mask
+            return np.zeros(NUM_ACTIONS, dtype=bool)
+        if len(state.order) < self.budget:
+            return ACTION_MASKS[state.asked].copy()
+        return _ANSWER_ONLY.copy()
 
     def is_terminal(self, state: EpisodeState) -> bool:
         return state.done
 
     def step(self, state: EpisodeState, action: int) -> Transition:
         """Apply ``action`` to ``state``. Pure: ``state`` is unchanged."""
-        if state.done:
+        row, asked, order, paid, steps, done = state
+        if done:
             raise InvalidActionError("the episode is over (the answer was given); call reset()")
-        a = int(action)
-        if a != action or not 0 <= a <= ANSWER:
+        try:
+            a = operator.index(action)
+        except TypeError:
+            a = -1
+        if not 0 <= a <= ANSWER:
             raise InvalidActionError(
                 f"action {action!r} is out of range: 0-{NUM_ATTRIBUTES - 1} ask an attribute, {ANSWER} answers"
             )
         if a == ANSWER:
-            return self._answer(state, state.cost, {"question_cost": 0.0})
-        if state.asked >> a & 1 or state.num_questions >= self.budget:
+            return self._answer(state, paid, {"question_cost": 0.0})
+        if asked >> a & 1 or len(order) >= self.budget:
             return self._invalid(state, a)
-        cost = self.costs[a]
-        new = EpisodeState(state.row, state.asked | 1 << a, state.order + (a,), state.cost + cost, state.steps + 1)
+        cost = self._cost_list[a]
+        new = EpisodeState(row, asked | 1 << a, order + (a,), paid + cost, steps + 1, False)
         terms = {"question_cost": -cost * self.scale}
-        if new.num_questions >= self.budget:
+        if len(order) + 1 >= self.budget:
             tr = self._answer(new, new.cost, terms)
             return Transition(tr.state, tr.reward, True, tr.reward_terms, tr.scores, forced_answer=True)
         return Transition(new, -cost * self.scale, False, terms, None)
@@ -215,19 +221,18 @@ class EpisodeModel:
             )
             valid = [int(i) for i in np.flatnonzero(self.action_mask(state))]
             raise InvalidActionError(f"action {a} is masked ({why}); valid: {valid}")
-        penalty = self.costs[a] if self.repeat_penalty is None else self.repeat_penalty
+        penalty = self._cost_list[a] if self.repeat_penalty is None else self.repeat_penalty
         new = EpisodeState(state.row, state.asked, state.order, state.cost + penalty, state.steps + 1)
         return Transition(new, -penalty * self.scale, False, {"invalid_action_penalty": -penalty * self.scale}, None, invalid=True)
 
     def _answer(self, state: EpisodeState, cost: float, terms: dict[str, float]) -> Transition:
         scores = self.scores(state.row, state.asked)
-        safety = float(scores.mean())
+        r, e, p = scores.tolist()
+        safety = (r + e + p) / 3.0
         reward_safety = (safety - 1.0) * 0.25 if self.normalize_reward else safety
-        terms = dict(terms)
-        terms["safety"] = reward_safety
+        terms = {**terms, "safety": reward_safety}
         new = EpisodeState(state.row, state.asked, state.order, cost, state.steps + 1, True)
-        reward = reward_safety + sum(v for k, v in terms.items() if k != "safety")
-        return Transition(new, reward, True, terms, scores)
+        return Transition(new, reward_safety + terms.get("question_cost", 0.0), True, terms, scores)
 
     # -- scoring --------------------------------------------------------------------------------
     def scores(self, row: int, mask: int) -> np.ndarray:
@@ -238,7 +243,8 @@ class EpisodeModel:
         key = (row, mask)
         hit = self._score_cache.get(key)
         if hit is None:
-            hit = self.bound.scores(np.array([row]), np.array([mask]))[0]
+            one = getattr(self.bound, "score_one", None)
+            hit = one(row, mask) if one is not None else self.bound.scores(np.array([row]), np.array([mask]))[0]
             hit.setflags(write=False)
             if len(self._score_cache) < 1_000_000:
                 self._score_cache[key] = hit

@@ -36,6 +36,8 @@ CUE_PHRASES: tuple[tuple[str, float], ...] = (
 )
 
 _CUE_RE = [(re.compile(r"\b" + re.escape(p), re.IGNORECASE), w) for p, w in CUE_PHRASES]
+# One alternation to rule out the (common) texts without any cue in a single pass.
+_ANY_CUE = re.compile(r"\b(?:" + "|".join(re.escape(p) for p, _ in CUE_PHRASES) + ")", re.IGNORECASE)
 
 
 def cue_phrases_in(text: str) -> list[str]:
@@ -49,6 +51,8 @@ def query_risk_cue(query: str) -> float:
     The strongest phrase sets the level and each further phrase adds a little (a noisy-or with weight
     0.3), so one "hopeless" counts 0.8 and a message full of distress words approaches 1.
     """
+    if not _ANY_CUE.search(query):
+        return 0.0
     weights = sorted((w for rx, w in _CUE_RE if rx.search(query)), reverse=True)
     if not weights:
         return 0.0

@@ -47,6 +47,7 @@ from penguin_gym.judges.base import DIMENSIONS, JudgeBase, JudgeScore
 
 _NA = len(ATTRIBUTES)
 _BITS = np.arange(_NA, dtype=np.int64)
+_MASK_BITS_F = ((np.arange(1 << _NA)[:, None] >> _BITS) & 1).astype(np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +290,20 @@ class BoundSimulatedJudge:
         out = self.base[rows] + self.span[rows] * gain - np.einsum("mka,ma->mk", self.dilute[rows], bits)
         if self.noise:
             out += self.noise * _hash_normal(self.ids, rows, masks)
+        return np.clip(out, 1.0, 5.0)
+
+    def score_one(self, row: int, mask: int) -> np.ndarray:
+        """``scores`` for a single (row, mask), without the batch machinery: the env's answer step."""
+        bits = _MASK_BITS_F[mask]
+        cov = self.need[row] @ bits
+        if self.syn_need.shape[2]:
+            cov += self.syn_need[row] @ ((mask & self.syn_pairs) == self.syn_pairs)
+        c = np.minimum(cov * self.inv_total[row], 1.0)
+        q = self.q[row]
+        c = q + (1.0 - q) * c
+        out = self.base[row] + self.span[row] * ((1.0 - np.exp(-self.kappa * c)) * self.norm) - self.dilute[row] @ bits
+        if self.noise:
+            out += self.noise * _hash_normal(self.ids, np.array([row]), np.array([mask]))[0]
         return np.clip(out, 1.0, 5.0)
 
     def table(self, rows: np.ndarray) -> np.ndarray:
