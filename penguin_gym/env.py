@@ -159,8 +159,8 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         repeat_penalty: float | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode {render_mode!r} is not supported; valid: {self.metadata['render_modes']}")
+        # An unsupported mode (SB3's make_vec_env asks for "rgb_array" by default) is accepted with
+        # Gymnasium's warning from gym.make, and render() then returns None.
         if domain == "All":
             domain = None
         if scenarios is None:
@@ -237,6 +237,8 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.state is None:
+            if self.render_mode not in (None, "ansi"):
+                gym.logger.warn(f"render_mode {self.render_mode!r} is not supported; use render_mode='ansi'")
             return None
         return self.transcript()
 

@@ -154,6 +154,10 @@ class Scenario:
         object.__setattr__(self, "severity", MappingProxyType({a: float(self.severity[a]) for a in ATTRIBUTES}))
         object.__setattr__(self, "_severity_vector", tuple(self.severity[a] for a in ATTRIBUTES))
 
+    def __reduce__(self) -> tuple[object, tuple[dict[str, object]]]:
+        # The read-only mapping views do not pickle; rebuild from plain dicts (SubprocVecEnv, caches).
+        return (Scenario.from_dict, (self.to_dict(),))
+
     @property
     def severity_vector(self) -> tuple[float, ...]:
         """Severities in ``ATTRIBUTES`` order."""

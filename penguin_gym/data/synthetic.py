@@ -275,7 +275,7 @@ def _sample_block(rng: np.random.Generator, types: Sequence[object], n: int) -> 
 
     # High-risk users hide their risk a third of the time; others write mostly neutral queries.
     high = (self_harm == 1) | (mental == 2) | (level >= 3) | (emotion == _EMO.index("Despair"))
-    kind_p = np.where(high[:, None], [0.5, 0.17, 0.33], [0.28, 0.42, 0.3])
+    kind_p = np.where(high[:, None], [0.6, 0.07, 0.33], [0.28, 0.42, 0.3])
     kind = _categorical(rng, kind_p)
     return {
         "type": t_idx, "Age": age, "Gender": gender, "Marital Status": marital, "Profession": prof,
