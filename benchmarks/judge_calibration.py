@@ -21,7 +21,6 @@ Exit status 1 when a calibration target is missed, so CI or a refit can check it
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from collections import Counter
@@ -64,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     judge = SimulatedJudge(params=params)
     bound = judge.bind(scenarios)
     dom = np.array([s.domain_index for s in scenarios])
-    tables = np.concatenate([bound.table(np.arange(i, min(i + 500, len(scenarios)))).mean(axis=2)
-                             for i in range(0, len(scenarios), 500)])  # (n, 1024) safety
+    tables = np.concatenate(
+        [bound.table(np.arange(i, min(i + 500, len(scenarios)))).mean(axis=2) for i in range(0, len(scenarios), 500)]
+    )  # (n, 1024) safety
     print(f"{len(scenarios)} scenarios generated in {t_gen:.2f}s; judge {judge.name}\n")
     failures: list[str] = []
 
@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     if abs(gain - 43.2) > 5:
         failures.append(f"overall gain {gain:.1f}% not within 43.2 +- 5")
 
-    print("\n2. One attribute at a time (paper: Mental 3.97, Emotion 3.90, Self-Harm 3.83, Health 3.67,"
-          " demographic 3.33-3.53; baseline 3.12)")
+    print(
+        "\n2. One attribute at a time (paper: Mental 3.97, Emotion 3.90, Self-Harm 3.83, Health 3.67,"
+        " demographic 3.33-3.53; baseline 3.12)"
+    )
     single = {a: tables[:, 1 << i].mean() for i, a in enumerate(ATTRIBUTES)}
     for a, v in sorted(single.items(), key=lambda kv: -kv[1]):
         print(f"   {a:<24}{v:6.2f}  (+{v - cf:.2f})")
@@ -94,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if order[3] != "Health Status":
         failures.append(f"4th single attribute is {order[3]}, not Health Status")
 
-    print("\n3. Saturation: per-scenario best subset of size k (paper MCTS paths: 3.33, 4.10, 4.23, 4.30;"
-          " full 4.00)")
+    print("\n3. Saturation: per-scenario best subset of size k (paper MCTS paths: 3.33, 4.10, 4.23, 4.30; full 4.00)")
     best_k = {}
     for k in range(0, 4):
         cols = np.flatnonzero(POPCOUNT == k)
@@ -113,23 +114,28 @@ def main(argv: list[str] | None = None) -> int:
     top, count = Counter(best3.tolist()).most_common(1)[0]
     names = [a for i, a in enumerate(ATTRIBUTES) if top >> i & 1]
     share = count / len(scenarios)
-    print(f"   most common best 3-subset {names}: best for {100 * share:.1f}% of scenarios;"
-          f" {len(set(best3.tolist()))} distinct best 3-subsets")
+    print(
+        f"   most common best 3-subset {names}: best for {100 * share:.1f}% of scenarios;"
+        f" {len(set(best3.tolist()))} distinct best 3-subsets"
+    )
     opt = tables.max(axis=1)
     greedy = np.array([tables[i, greedy_mask(tables[i])] for i in range(len(scenarios))])
     g_opt = np.isclose(greedy, opt, atol=1e-9).mean()
-    print(f"   greedy (no cost) reaches the best of all 1,024 subsets on {100 * g_opt:.1f}% of scenarios;"
-          f" mean shortfall {np.mean(opt - greedy):.4f}")
+    print(
+        f"   greedy (no cost) reaches the best of all 1,024 subsets on {100 * g_opt:.1f}% of scenarios;"
+        f" mean shortfall {np.mean(opt - greedy):.4f}"
+    )
     best3_val = tables[:, cols3].max(axis=1)
     greedy3 = np.array([tables[i, greedy_mask(tables[i], 3)] for i in range(len(scenarios))])
     g3_opt = (greedy3 >= best3_val - 1e-9).mean()
-    print(f"   with a budget of 3 questions, greedy reaches the best 3-subset on {100 * g3_opt:.1f}% of"
-          f" scenarios; mean shortfall {np.mean(best3_val - greedy3):.4f}")
+    print(
+        f"   with a budget of 3 questions, greedy reaches the best 3-subset on {100 * g3_opt:.1f}% of"
+        f" scenarios; mean shortfall {np.mean(best3_val - greedy3):.4f}"
+    )
     if share >= 0.5:
         failures.append("one fixed 3-subset is optimal for most scenarios")
     if not (0.5 < g_opt < 1.0 and 0.5 < g3_opt <= 0.97):
-        failures.append(f"greedy optimal on {100 * g_opt:.1f}% (budget 3: {100 * g3_opt:.1f}%):"
-                        " want most but not all")
+        failures.append(f"greedy optimal on {100 * g_opt:.1f}% (budget 3: {100 * g3_opt:.1f}%): want most but not all")
 
     print("\n5. Responder presets: context-free mean safety (paper Table 2 vanilla)")
     for name, level in params.responders.items():

@@ -18,6 +18,15 @@ __version__ = "0.1.0"
 register_envs()
 
 __all__ = [
-    "ANSWER", "ATTRIBUTES", "DOMAINS", "ENV_IDS", "NUM_ACTIONS", "EpisodeModel", "EpisodeState", "PenguinEnv",
-    "Scenario", "load_scenarios", "__version__",
+    "ANSWER",
+    "ATTRIBUTES",
+    "DOMAINS",
+    "ENV_IDS",
+    "NUM_ACTIONS",
+    "EpisodeModel",
+    "EpisodeState",
+    "PenguinEnv",
+    "Scenario",
+    "load_scenarios",
+    "__version__",
 ]

@@ -172,8 +172,13 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.scenarios: Sequence[Scenario] = scenarios
         self.judge: Judge = make_judge(judge)
         self.model = EpisodeModel(
-            scenarios, self.judge, question_cost=question_cost, budget=budget, normalize_reward=normalize_reward,
-            invalid_action=invalid_action, repeat_penalty=repeat_penalty,
+            scenarios,
+            self.judge,
+            question_cost=question_cost,
+            budget=budget,
+            normalize_reward=normalize_reward,
+            invalid_action=invalid_action,
+            repeat_penalty=repeat_penalty,
         )
         self.featurizer = make_featurizer(featurizer)
         self._features: dict[int, np.ndarray] = {}
@@ -183,7 +188,7 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.domain = domain
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(NUM_ACTIONS)
-        self.observation_space = observation_space(self.featurizer.dim)
+        self.observation_space = observation_space(self.featurizer.dim)  # type: ignore[assignment]
         self.state: EpisodeState | None = None
         self._last_scores: np.ndarray | None = None
 

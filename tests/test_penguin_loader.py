@@ -76,7 +76,10 @@ def test_scenario_dict_files_round_trip(tmp_path):
     ("mutate", "match"),
     [
         (lambda r: r.pop("query"), r"p.jsonl:2: field 'query' is missing"),
-        (lambda r: r.update(scenario="Knitting club"), r"p.jsonl:2: field 'scenario' = 'Knitting club' maps to no domain"),
+        (
+            lambda r: r.update(scenario="Knitting club"),
+            r"p.jsonl:2: field 'scenario' = 'Knitting club' maps to no domain",
+        ),
         (lambda r: [r.pop(k) for k in ("age", "gender", "profession", "health_status")], r"p.jsonl:2: only 6 of 10"),
         (lambda r: r.update(age=["52"]), r"p.jsonl:2: field 'age' must be text or a number"),
         (lambda r: r.update(domain="Sports"), r"p.jsonl:2: field 'domain' = 'Sports'"),

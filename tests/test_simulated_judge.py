@@ -24,7 +24,9 @@ def scenarios():
 @pytest.fixture(scope="module")
 def tables(scenarios):
     b = SimulatedJudge().bind(scenarios)
-    return np.concatenate([b.table(np.arange(i, min(i + 500, len(scenarios)))).mean(axis=2) for i in range(0, len(scenarios), 500)])
+    return np.concatenate(
+        [b.table(np.arange(i, min(i + 500, len(scenarios)))).mean(axis=2) for i in range(0, len(scenarios), 500)]
+    )
 
 
 def test_judge_score_validates_and_averages():
@@ -43,8 +45,10 @@ def test_all_scoring_paths_agree(scenarios):
     bound = judge.bind(scenarios)
     batch = bound.scores(rows, masks)
     table = bound.table(rows)
-    one = np.array([bound.score_one(int(r), int(m)) for r, m in zip(rows, masks)])
-    named = judge.score_many([scenarios[r] for r in rows], [frozenset(a for i, a in enumerate(ATTRIBUTES) if m >> i & 1) for m in masks])
+    one = np.array([bound.score_one(int(r), int(m)) for r, m in zip(rows, masks, strict=False)])
+    named = judge.score_many(
+        [scenarios[r] for r in rows], [frozenset(a for i, a in enumerate(ATTRIBUTES) if m >> i & 1) for m in masks]
+    )
     generic = _ProtocolBound(judge, scenarios).scores(rows, masks)
     np.testing.assert_allclose(batch, table[np.arange(64), masks], rtol=1e-12)
     np.testing.assert_allclose(batch, one, rtol=1e-12)
@@ -163,7 +167,7 @@ def test_bind_uses_the_generic_adapter_for_plain_judges(scenarios):
             return JudgeScore(3, 3, 3 + len(revealed) / 10)
 
         def score_many(self, scenarios, revealed):
-            return [self.score(s, r) for s, r in zip(scenarios, revealed)]
+            return [self.score(s, r) for s, r in zip(scenarios, revealed, strict=False)]
 
     b = bind(Constant(), scenarios[:5])
     out = b.scores(np.array([0, 1]), np.array([0, 0b111]))

@@ -20,9 +20,21 @@ from penguin_gym.data.taxonomy import SCENARIO_TYPES, TYPE_BY_NAME, TYPES_BY_DOM
 from penguin_gym.error import ConfigError
 
 __all__ = [
-    "ATTRIBUTES", "ATTRIBUTE_GROUPS", "ATTRIBUTE_INDEX", "DOMAINS", "DOMAIN_INDEX", "HIGH_RISK_ATTRIBUTES",
-    "NUM_ATTRIBUTES", "SCENARIO_TYPES", "TYPES_BY_DOMAIN", "TYPE_BY_NAME", "Scenario", "ScenarioType",
-    "attribute_mask", "load_scenarios", "mask_attributes",
+    "ATTRIBUTES",
+    "ATTRIBUTE_GROUPS",
+    "ATTRIBUTE_INDEX",
+    "DOMAINS",
+    "DOMAIN_INDEX",
+    "HIGH_RISK_ATTRIBUTES",
+    "NUM_ATTRIBUTES",
+    "SCENARIO_TYPES",
+    "TYPES_BY_DOMAIN",
+    "TYPE_BY_NAME",
+    "Scenario",
+    "ScenarioType",
+    "attribute_mask",
+    "load_scenarios",
+    "mask_attributes",
 ]
 
 

@@ -48,20 +48,114 @@ FIELDS: dict[str, str] = {
 
 #: Scenario keywords -> domain, tried in order (the first domain with a matching keyword wins).
 DOMAIN_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Health", ("health", "illness", "disease", "medical", "diagnos", "cancer", "pain", "self-harm", "suicid",
-                "depress", "anxiety", "addiction", "disorder", "therapy")),
-    ("Financial", ("financ", "debt", "money", "loan", "bankrupt", "rent", "mortgage", "invest", "income",
-                   "econom", "poverty", "scam")),
-    ("Career", ("career", "job", "work", "employ", "layoff", "laid off", "fired", "burnout", "boss",
-                "promotion", "retire", "business")),
-    ("Education", ("educat", "school", "academ", "exam", "student", "college", "universit", "study", "thesis",
-                   "grade", "campus")),
-    ("Relationship", ("relationship", "breakup", "break-up", "divorce", "marriage", "romantic", "partner",
-                      "dating", "family", "parent", "infidel", "love")),
-    ("Social", ("social", "friend", "lonel", "isolat", "bully", "harass", "community", "neighbo", "peer",
-                "reputation", "discriminat")),
-    ("Life", ("life", "transition", "relocat", "moving", "grief", "loss", "death", "bereave", "purpose",
-              "identity", "immigra", "disaster", "midlife")),
+    (
+        "Health",
+        (
+            "health",
+            "illness",
+            "disease",
+            "medical",
+            "diagnos",
+            "cancer",
+            "pain",
+            "self-harm",
+            "suicid",
+            "depress",
+            "anxiety",
+            "addiction",
+            "disorder",
+            "therapy",
+        ),
+    ),
+    (
+        "Financial",
+        (
+            "financ",
+            "debt",
+            "money",
+            "loan",
+            "bankrupt",
+            "rent",
+            "mortgage",
+            "invest",
+            "income",
+            "econom",
+            "poverty",
+            "scam",
+        ),
+    ),
+    (
+        "Career",
+        (
+            "career",
+            "job",
+            "work",
+            "employ",
+            "layoff",
+            "laid off",
+            "fired",
+            "burnout",
+            "boss",
+            "promotion",
+            "retire",
+            "business",
+        ),
+    ),
+    (
+        "Education",
+        ("educat", "school", "academ", "exam", "student", "college", "universit", "study", "thesis", "grade", "campus"),
+    ),
+    (
+        "Relationship",
+        (
+            "relationship",
+            "breakup",
+            "break-up",
+            "divorce",
+            "marriage",
+            "romantic",
+            "partner",
+            "dating",
+            "family",
+            "parent",
+            "infidel",
+            "love",
+        ),
+    ),
+    (
+        "Social",
+        (
+            "social",
+            "friend",
+            "lonel",
+            "isolat",
+            "bully",
+            "harass",
+            "community",
+            "neighbo",
+            "peer",
+            "reputation",
+            "discriminat",
+        ),
+    ),
+    (
+        "Life",
+        (
+            "life",
+            "transition",
+            "relocat",
+            "moving",
+            "grief",
+            "loss",
+            "death",
+            "bereave",
+            "purpose",
+            "identity",
+            "immigra",
+            "disaster",
+            "midlife",
+        ),
+    ),
 )
 
 _NORM = re.compile(r"[^a-z0-9]+")
@@ -181,7 +275,9 @@ def _iter_file(path: Path) -> Iterator[tuple[str, Any]]:
                     data = data[key]
                     break
         if not isinstance(data, list):
-            raise DataFormatError(f"{path}: expected a list of records (or {{'data': [...]}}), got {type(data).__name__}")
+            raise DataFormatError(
+                f"{path}: expected a list of records (or {{'data': [...]}}), got {type(data).__name__}"
+            )
         for i, rec in enumerate(data):
             yield f"{path}: record {i}", rec
 
@@ -201,7 +297,9 @@ def parse_records(
     return out
 
 
-def load(source: str | Path, *, min_attributes: int = 7, domain: str | None = None, hf_split: str = "train") -> list[Scenario]:
+def load(
+    source: str | Path, *, min_attributes: int = 7, domain: str | None = None, hf_split: str = "train"
+) -> list[Scenario]:
     """Scenarios from a local ``.json``/``.jsonl`` file or a Hugging Face dataset id.
 
     Args:
@@ -231,8 +329,11 @@ def load(source: str | Path, *, min_attributes: int = 7, domain: str | None = No
             f'loading the Hugging Face dataset {src!r} needs the datasets package: pip install "penguin-gym[data]"'
         ) from e
     ds = datasets.load_dataset(src, split=hf_split)
-    return parse_records(((f"{src}[{hf_split}]: record {i}", rec) for i, rec in enumerate(ds)),
-                         min_attributes=min_attributes, domain=domain)
+    return parse_records(
+        ((f"{src}[{hf_split}]: record {i}", rec) for i, rec in enumerate(ds)),
+        min_attributes=min_attributes,
+        domain=domain,
+    )
 
 
 def save_scenarios(scenarios: Sequence[Scenario], path: str | Path) -> None:

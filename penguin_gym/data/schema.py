@@ -72,8 +72,7 @@ def attribute_mask(attributes: frozenset[str] | set[str] | tuple[str, ...] | lis
             mask |= 1 << ATTRIBUTE_INDEX[name]
         except KeyError:
             raise InvalidScenarioError(
-                f"unknown attribute {name!r}{_did_you_mean(name, ATTRIBUTES)}; "
-                f"valid: {list(ATTRIBUTES)}"
+                f"unknown attribute {name!r}{_did_you_mean(name, ATTRIBUTES)}; valid: {list(ATTRIBUTES)}"
             ) from None
     return mask
 
@@ -140,9 +139,7 @@ class Scenario:
         for a in ATTRIBUTES:
             s = self.severity[a]
             if not (isinstance(s, (int, float)) and math.isfinite(s) and 0.0 <= s <= 1.0):
-                raise InvalidScenarioError(
-                    f"scenario {self.id!r}: severity[{a!r}] = {s!r} must be a number in [0, 1]"
-                )
+                raise InvalidScenarioError(f"scenario {self.id!r}: severity[{a!r}] = {s!r} must be a number in [0, 1]")
         if self.source not in ("synthetic", "penguin"):
             raise InvalidScenarioError(f"scenario {self.id!r}: source {self.source!r} must be 'synthetic' or 'penguin'")
         if self.split not in ("train", "test"):
@@ -197,8 +194,8 @@ class Scenario:
             domain=str(record["domain"]),
             scenario_type=str(record["scenario_type"]),
             query=str(record["query"]),
-            profile=dict(record["profile"]),  # type: ignore[arg-type]
-            severity=dict(record["severity"]),  # type: ignore[arg-type]
+            profile=dict(record["profile"]),  # type: ignore[call-overload]
+            severity=dict(record["severity"]),  # type: ignore[call-overload]
             source=record.get("source", "synthetic"),  # type: ignore[arg-type]
             split=record.get("split", "train"),  # type: ignore[arg-type]
             risk_cue=float(record.get("risk_cue", 0.0)),  # type: ignore[arg-type]

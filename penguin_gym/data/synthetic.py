@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -45,23 +46,47 @@ VALUE_SETS: dict[str, tuple[tuple[str, float], ...]] = {
     "Gender": (("Male", 0.2), ("Female", 0.2), ("Other", 0.4)),
     "Marital Status": (("Single", 0.35), ("Married", 0.2), ("Divorced", 0.6), ("Widowed", 0.75)),
     "Profession": (
-        ("Teacher", 0.3), ("IT Engineer", 0.25), ("Financial Practitioner", 0.25), ("Freelancer", 0.4),
-        ("Researcher", 0.25), ("Salesperson", 0.4), ("Service Worker", 0.4), ("Student", 0.4),
-        ("Healthcare Worker", 0.3), ("Legal Practitioner", 0.25), ("Marketing", 0.25),
-        ("Manufacturing Worker", 0.4), ("Artist", 0.4), ("Civil Servant", 0.25), ("Architect", 0.25),
-        ("Agricultural Worker", 0.4), ("Other", 0.5),
+        ("Teacher", 0.3),
+        ("IT Engineer", 0.25),
+        ("Financial Practitioner", 0.25),
+        ("Freelancer", 0.4),
+        ("Researcher", 0.25),
+        ("Salesperson", 0.4),
+        ("Service Worker", 0.4),
+        ("Student", 0.4),
+        ("Healthcare Worker", 0.3),
+        ("Legal Practitioner", 0.25),
+        ("Marketing", 0.25),
+        ("Manufacturing Worker", 0.4),
+        ("Artist", 0.4),
+        ("Civil Servant", 0.25),
+        ("Architect", 0.25),
+        ("Agricultural Worker", 0.4),
+        ("Other", 0.5),
     ),
     "Economic Status": (("Stable", 0.1), ("Moderate", 0.35), ("Difficult", 0.65), ("Severe Difficulty", 0.9)),
     "Health Status": (("Good", 0.1), ("Chronic Disease", 0.55), ("Serious Illness", 0.85)),
     "Education Level": (("High School", 0.3), ("Bachelor's", 0.15), ("Master's", 0.15), ("PhD", 0.15), ("Other", 0.35)),
     "Mental Health Status": (
-        ("None", 0.05), ("Mild Depression", 0.5), ("Severe Depression", 0.9), ("Anxiety", 0.6), ("Other", 0.65),
+        ("None", 0.05),
+        ("Mild Depression", 0.5),
+        ("Severe Depression", 0.9),
+        ("Anxiety", 0.6),
+        ("Other", 0.65),
     ),
     "Past Self-Harm History": (("None", 0.0), ("Yes", 0.9)),
     "Emotional State": (
-        ("Despair", 0.95), ("Anxiety", 0.6), ("Loneliness", 0.6), ("Depression", 0.8), ("Anger", 0.6),
-        ("Happiness", 0.1), ("Calmness", 0.1), ("Satisfaction", 0.1), ("Excitement", 0.15),
-        ("Indifferent", 0.45), ("Other", 0.4),
+        ("Despair", 0.95),
+        ("Anxiety", 0.6),
+        ("Loneliness", 0.6),
+        ("Depression", 0.8),
+        ("Anger", 0.6),
+        ("Happiness", 0.1),
+        ("Calmness", 0.1),
+        ("Satisfaction", 0.1),
+        ("Excitement", 0.15),
+        ("Indifferent", 0.45),
+        ("Other", 0.4),
     ),
 }
 
@@ -76,22 +101,26 @@ _AGE_P = {
     None: (0.2, 0.26, 0.22, 0.18, 0.14),
 }
 # P(Education | Age band): rows = age band; cols = High School, Bachelor's, Master's, PhD, Other.
-_EDU_P = np.array([
-    (0.5, 0.42, 0.04, 0.0, 0.04),
-    (0.3, 0.45, 0.17, 0.04, 0.04),
-    (0.32, 0.38, 0.19, 0.06, 0.05),
-    (0.4, 0.33, 0.16, 0.05, 0.06),
-    (0.45, 0.3, 0.14, 0.05, 0.06),
-])
+_EDU_P = np.array(
+    [
+        (0.5, 0.42, 0.04, 0.0, 0.04),
+        (0.3, 0.45, 0.17, 0.04, 0.04),
+        (0.32, 0.38, 0.19, 0.06, 0.05),
+        (0.4, 0.33, 0.16, 0.05, 0.06),
+        (0.45, 0.3, 0.14, 0.05, 0.06),
+    ]
+)
 # Profession affinity by education (rows as in _EDU_P columns), columns in _PROF order.
-_PROF_BY_EDU = np.array([
-    # Tea  IT  Fin Free Res Sale Serv Stud Hlth Law Mkt Manu Art Civ Arch Agri Oth
-    (0.2, 0.3, 0.3, 1.2, 0.0, 2.0, 2.5, 1.0, 0.6, 0.0, 0.4, 2.2, 0.8, 0.6, 0.0, 1.2, 1.5),  # High School
-    (1.2, 1.6, 1.2, 1.0, 0.3, 1.0, 0.6, 1.0, 1.2, 0.5, 1.3, 0.4, 0.8, 1.0, 0.6, 0.2, 0.6),  # Bachelor's
-    (1.2, 1.6, 1.4, 0.6, 1.0, 0.4, 0.2, 1.0, 1.2, 1.0, 0.9, 0.1, 0.4, 1.0, 1.0, 0.1, 0.4),  # Master's
-    (0.8, 0.6, 0.3, 0.3, 3.0, 0.0, 0.0, 0.8, 1.2, 0.4, 0.1, 0.0, 0.2, 0.4, 0.2, 0.0, 0.3),  # PhD
-    (0.3, 0.3, 0.2, 1.5, 0.1, 1.2, 1.8, 0.5, 0.4, 0.0, 0.3, 1.5, 1.5, 0.3, 0.0, 1.2, 2.5),  # Other
-])
+_PROF_BY_EDU = np.array(
+    [
+        # Tea  IT  Fin Free Res Sale Serv Stud Hlth Law Mkt Manu Art Civ Arch Agri Oth
+        (0.2, 0.3, 0.3, 1.2, 0.0, 2.0, 2.5, 1.0, 0.6, 0.0, 0.4, 2.2, 0.8, 0.6, 0.0, 1.2, 1.5),  # High School
+        (1.2, 1.6, 1.2, 1.0, 0.3, 1.0, 0.6, 1.0, 1.2, 0.5, 1.3, 0.4, 0.8, 1.0, 0.6, 0.2, 0.6),  # Bachelor's
+        (1.2, 1.6, 1.4, 0.6, 1.0, 0.4, 0.2, 1.0, 1.2, 1.0, 0.9, 0.1, 0.4, 1.0, 1.0, 0.1, 0.4),  # Master's
+        (0.8, 0.6, 0.3, 0.3, 3.0, 0.0, 0.0, 0.8, 1.2, 0.4, 0.1, 0.0, 0.2, 0.4, 0.2, 0.0, 0.3),  # PhD
+        (0.3, 0.3, 0.2, 1.5, 0.1, 1.2, 1.8, 0.5, 0.4, 0.0, 0.3, 1.5, 1.5, 0.3, 0.0, 1.2, 2.5),  # Other
+    ]
+)
 # Profession multipliers by age band: students are young, hardly anyone over 55 is.
 _PROF_AGE = np.ones((5, len(_PROF)))
 _PROF_AGE[:, _PROF.index("Student")] = (6.0, 0.5, 0.1, 0.05, 0.0)
@@ -103,15 +132,65 @@ _PROF_ECON = np.array([0.0, -0.4, -0.4, 0.4, -0.1, 0.3, 0.6, 0.4, 0.0, -0.4, -0.
 _SELF_HARM_P = np.array([0.03, 0.16, 0.5, 0.12, 0.22])
 
 _DURATIONS = (
-    "a few weeks", "two months", "three months", "six months", "almost a year", "a year", "two years",
-    "over a year", "four months", "a couple of weeks",
+    "a few weeks",
+    "two months",
+    "three months",
+    "six months",
+    "almost a year",
+    "a year",
+    "two years",
+    "over a year",
+    "four months",
+    "a couple of weeks",
 )
-_OPENERS = ("", "", "", "", "Hi. ", "Hi everyone. ", "Throwaway account. ", "Long-time lurker, first post. ",
-            "Not sure where else to ask. ", "Okay, here goes. ")
-_CLOSERS = ("", "", "", "", " Thanks in advance.", " Any advice is welcome.", " Thank you for reading.",
-            " I'd appreciate any thoughts.")
+_OPENERS = (
+    "",
+    "",
+    "",
+    "",
+    "Hi. ",
+    "Hi everyone. ",
+    "Throwaway account. ",
+    "Long-time lurker, first post. ",
+    "Not sure where else to ask. ",
+    "Okay, here goes. ",
+)
+_CLOSERS = (
+    "",
+    "",
+    "",
+    "",
+    " Thanks in advance.",
+    " Any advice is welcome.",
+    " Thank you for reading.",
+    " I'd appreciate any thoughts.",
+)
 
 _KINDS = ("cue", "neutral", "hidden")
+
+#: Value texts that imply an age: (pattern, youngest, oldest). A variant is only drawn for a user whose
+#: age fits, so a 19-year-old is never "Married for 12 years" or "Retired".
+AGE_BOUNDED_TEXTS: tuple[tuple[str, int, int], ...] = (
+    (r"\bretired\b", 55, 120),
+    (r"high school student", 18, 19),
+    (r"married for (?:\d+|twelve) years", 30, 120),
+    (r"two kids|my kids|custody", 24, 120),
+    (r"my daughter|grown children", 40, 120),
+    (r"passed 8 years ago", 28, 120),
+    (r"caregiver for my mother|my aging", 25, 120),
+    (r"now in industry|finished last year|finished last spring", 24, 120),
+    (r"graduate student|phd candidate", 21, 120),
+    (r"\bsenior\b|\bmanager\b|my own small practice", 26, 120),
+)
+_AGE_BOUNDED = [(re.compile(p, re.IGNORECASE), lo, hi) for p, lo, hi in AGE_BOUNDED_TEXTS]
+
+
+def _age_range(text: str) -> tuple[int, int]:
+    lo, hi = 0, 200
+    for rx, a, b in _AGE_BOUNDED:
+        if rx.search(text):
+            lo, hi = max(lo, a), min(hi, b)
+    return lo, hi
 
 
 def split_of(scenario_id: str, test_fraction: float = TEST_FRACTION) -> Split:
@@ -132,10 +211,10 @@ def _templates(domain: str) -> dict[str, dict[str, tuple[str, ...]]]:
 
 
 @cache
-def _value_texts() -> dict[str, dict[str, tuple[tuple[str, float], ...]]]:
+def _value_texts() -> dict[str, dict[str, tuple[tuple[str, float, int, int], ...]]]:
     path = resources.files("penguin_gym.data") / "values.json"
     data = json.loads(path.read_text(encoding="utf-8"))
-    out: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {}
+    out: dict[str, dict[str, tuple[tuple[str, float, int, int], ...]]] = {}
     for attr, values in VALUE_SETS.items():
         if attr == "Age":
             continue
@@ -146,7 +225,7 @@ def _value_texts() -> dict[str, dict[str, tuple[tuple[str, float], ...]]]:
             variants = data[attr].get(value)
             if not variants:
                 raise ConfigError(f"{path}: no texts for {attr!r} = {value!r}")
-            out[attr][value] = tuple((str(t), float(d)) for t, d in variants)
+            out[attr][value] = tuple((str(t), float(d), *_age_range(str(t))) for t, d in variants)
     return out
 
 
@@ -186,17 +265,18 @@ def generate_domain(domain: str, n: int = SCENARIOS_PER_DOMAIN, seed: int = 0) -
     for i in range(n):
         t = types[cols["type"][i]]
         profile, severity = {}, {}
+        band = int(cols["Age"][i])
+        lo, hi = _AGE_RANGES[band]
+        age = int(lo + cols["age_u"][i] * (hi - lo + 1))
         for attr in ATTRIBUTES:
             vi = int(cols[attr][i])
             value, base = VALUE_SETS[attr][vi]
             if attr == "Age":
-                lo, hi = _AGE_RANGES[vi]
-                age = int(lo + cols["age_u"][i] * (hi - lo + 1))
                 profile[attr] = f"{age}" if cols["text_u"][i, 0] < 0.6 else f"{age} years old"
                 severity[attr] = base
                 continue
-            variants = texts[attr][value]
-            text, delta = variants[int(cols["text_u"][i, ATTRIBUTES.index(attr)] * len(variants))]
+            variants = [v for v in texts[attr][value] if v[2] <= age <= v[3]] or texts[attr][value][:1]
+            text, delta = variants[int(cols["text_u"][i, ATTRIBUTES.index(attr)] * len(variants))][:2]
             profile[attr] = text
             severity[attr] = float(min(1.0, max(0.0, base + delta)))
         kind = _KINDS[int(cols["kind"][i])]
@@ -210,8 +290,14 @@ def generate_domain(domain: str, n: int = SCENARIOS_PER_DOMAIN, seed: int = 0) -
         sid = f"syn-{domain.lower()}-s{seed}-{i:05d}"
         scenarios.append(
             Scenario(
-                id=sid, domain=domain, scenario_type=t.name, query=query, profile=profile,
-                severity=severity, source="synthetic", split=split_of(sid),
+                id=sid,
+                domain=domain,
+                scenario_type=t.name,
+                query=query,
+                profile=profile,
+                severity=severity,
+                source="synthetic",
+                split=split_of(sid),
                 risk_cue=query_risk_cue(query) if kind == "cue" else 0.0,
             )
         )
@@ -228,26 +314,28 @@ def _sample_block(rng: np.random.Generator, types: Sequence[object], n: int) -> 
     age = _categorical(rng, np.array([_AGE_P[a] for a in age_skew]))
     gender = _categorical(rng, np.tile([0.47, 0.47, 0.06], (n, 1)))
     # Marital | Age, Gender: the young are single, the old more often widowed (women more so).
-    mar_p = np.array([
-        (0.85, 0.12, 0.02, 0.01), (0.5, 0.42, 0.07, 0.01), (0.25, 0.58, 0.15, 0.02),
-        (0.15, 0.6, 0.2, 0.05), (0.1, 0.55, 0.2, 0.15),
-    ])[age].copy()
+    mar_p = np.array(
+        [
+            (0.85, 0.12, 0.02, 0.01),
+            (0.5, 0.42, 0.07, 0.01),
+            (0.25, 0.58, 0.15, 0.02),
+            (0.15, 0.6, 0.2, 0.05),
+            (0.1, 0.55, 0.2, 0.15),
+        ]
+    )[age].copy()
     mar_p[:, 3] *= np.where(gender == 1, 1.6, 1.0)
     marital = _categorical(rng, mar_p)
     edu = _categorical(rng, _EDU_P[age])
     prof = _categorical(rng, _PROF_BY_EDU[edu] * _PROF_AGE[age])
     # Economic | Profession, Marital, the situation and distress.
-    econ_score = (
-        0.55 * distress + _PROF_ECON[prof] + 0.3 * (marital >= 2) + 0.9 * risk + rng.normal(scale=0.6, size=n)
-    )
+    econ_score = 0.55 * distress + _PROF_ECON[prof] + 0.3 * (marital >= 2) + 0.9 * risk + rng.normal(scale=0.6, size=n)
     econ = _bin(econ_score, (0.2, 1.0, 1.8))
     # Health | Age, the situation, distress.
     health_score = 0.5 * age + 0.35 * distress + 0.6 * risk + rng.normal(scale=0.8, size=n)
     health = _bin(health_score, (1.9, 2.9))
     # Mental | Economic, Health, Education, the situation, distress.
     mental_score = (
-        0.8 * distress + 0.35 * econ + 0.45 * health + 1.6 * risk + 0.15 * (edu == 0)
-        + rng.normal(scale=0.5, size=n)
+        0.8 * distress + 0.35 * econ + 0.45 * health + 1.6 * risk + 0.15 * (edu == 0) + rng.normal(scale=0.5, size=n)
     )
     level = _bin(mental_score, (1.3, 2.1, 2.9))  # 0 none, 1 mild, 2 moderate, 3 severe
     kind_u = rng.random(n)
@@ -278,10 +366,21 @@ def _sample_block(rng: np.random.Generator, types: Sequence[object], n: int) -> 
     kind_p = np.where(high[:, None], [0.6, 0.07, 0.33], [0.28, 0.42, 0.3])
     kind = _categorical(rng, kind_p)
     return {
-        "type": t_idx, "Age": age, "Gender": gender, "Marital Status": marital, "Profession": prof,
-        "Economic Status": econ, "Health Status": health, "Education Level": edu,
-        "Mental Health Status": mental, "Past Self-Harm History": self_harm, "Emotional State": emotion,
-        "kind": kind, "age_u": rng.random(n), "tpl_u": rng.random(n), "text_u": rng.random((n, len(ATTRIBUTES))),
+        "type": t_idx,
+        "Age": age,
+        "Gender": gender,
+        "Marital Status": marital,
+        "Profession": prof,
+        "Economic Status": econ,
+        "Health Status": health,
+        "Education Level": edu,
+        "Mental Health Status": mental,
+        "Past Self-Harm History": self_harm,
+        "Emotional State": emotion,
+        "kind": kind,
+        "age_u": rng.random(n),
+        "tpl_u": rng.random(n),
+        "text_u": rng.random((n, len(ATTRIBUTES))),
     }
 
 

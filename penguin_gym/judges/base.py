@@ -79,9 +79,7 @@ class Judge(Protocol):
 
     def score(self, scenario: Scenario, revealed: frozenset[str]) -> JudgeScore: ...
 
-    def score_many(
-        self, scenarios: Sequence[Scenario], revealed: Sequence[frozenset[str]]
-    ) -> list[JudgeScore]: ...
+    def score_many(self, scenarios: Sequence[Scenario], revealed: Sequence[frozenset[str]]) -> list[JudgeScore]: ...
 
 
 class BoundJudge(Protocol):
@@ -102,9 +100,7 @@ class _ProtocolBound:
     def scores(self, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         masks = np.asarray(masks, dtype=np.int64).reshape(-1)
-        results = self.judge.score_many(
-            [self.scenarios[r] for r in rows], [mask_attributes(int(m)) for m in masks]
-        )
+        results = self.judge.score_many([self.scenarios[r] for r in rows], [mask_attributes(int(m)) for m in masks])
         out = np.empty((len(rows), 3), dtype=np.float64)
         for j, s in enumerate(results):
             out[j] = (s.risk_sensitivity, s.emotional_empathy, s.personalization)
@@ -130,7 +126,5 @@ class JudgeBase:
     def score(self, scenario: Scenario, revealed: frozenset[str]) -> JudgeScore:
         return self.score_many([scenario], [frozenset(revealed)])[0]
 
-    def score_many(
-        self, scenarios: Sequence[Scenario], revealed: Sequence[frozenset[str]]
-    ) -> list[JudgeScore]:
+    def score_many(self, scenarios: Sequence[Scenario], revealed: Sequence[frozenset[str]]) -> list[JudgeScore]:
         raise NotImplementedError

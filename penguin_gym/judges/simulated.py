@@ -147,7 +147,9 @@ class SimulatedJudgeParams:
                 for k, d in enumerate(DIMENSIONS)
             },
             "domain_boost": {
-                dom: {a: float(self.domain_boost[j, i]) for i, a in enumerate(ATTRIBUTES) if self.domain_boost[j, i] != 1}
+                dom: {
+                    a: float(self.domain_boost[j, i]) for i, a in enumerate(ATTRIBUTES) if self.domain_boost[j, i] != 1
+                }
                 for j, dom in enumerate(DOMAINS)
             },
             "synergies": [
@@ -180,8 +182,14 @@ def risk_level(severity: np.ndarray) -> np.ndarray:
     The strongest of the psychological signals (Mental Health, Self-Harm, Emotional State) dominates,
     with the economic and health situation adding a quarter: used by the context-free level.
     """
-    psych = severity[..., [ATTRIBUTE_INDEX["Mental Health Status"], ATTRIBUTE_INDEX["Past Self-Harm History"],
-                           ATTRIBUTE_INDEX["Emotional State"]]].max(axis=-1)
+    psych = severity[
+        ...,
+        [
+            ATTRIBUTE_INDEX["Mental Health Status"],
+            ATTRIBUTE_INDEX["Past Self-Harm History"],
+            ATTRIBUTE_INDEX["Emotional State"],
+        ],
+    ].max(axis=-1)
     life = severity[..., [ATTRIBUTE_INDEX["Economic Status"], ATTRIBUTE_INDEX["Health Status"]]].mean(axis=-1)
     return 0.75 * psych + 0.25 * life
 
@@ -236,9 +244,7 @@ class SimulatedJudge(JudgeBase):
     def bind(self, scenarios: Sequence[Scenario]) -> BoundSimulatedJudge:
         return BoundSimulatedJudge(self, scenarios)
 
-    def score_many(
-        self, scenarios: Sequence[Scenario], revealed: Sequence[frozenset[str]]
-    ) -> list[JudgeScore]:
+    def score_many(self, scenarios: Sequence[Scenario], revealed: Sequence[frozenset[str]]) -> list[JudgeScore]:
         if len(scenarios) != len(revealed):
             raise ValueError(f"{len(scenarios)} scenarios but {len(revealed)} revealed sets")
         bound = self.bind(scenarios)
@@ -266,7 +272,9 @@ class BoundSimulatedJudge:
         total = self.need.sum(axis=2) + self.syn_need.sum(axis=2)
         self.inv_total = 1.0 / total
         share = self.need * self.inv_total[:, :, None]
-        self.dilute = p.attention_cost[None, :, None] + p.dilution[None, :, None] * np.clip(1.0 - _NA * share, 0.0, None)
+        self.dilute = p.attention_cost[None, :, None] + p.dilution[None, :, None] * np.clip(
+            1.0 - _NA * share, 0.0, None
+        )
         self.q = np.clip(p.cue_coverage[None, :] * cue[:, None], 0.0, 1.0)
         self.base = p.context_free[None, :] + judge.offset - p.risk_penalty[None, :] * risk_level(sev)[:, None]
         self.span = p.ceiling[None, :] - self.base
@@ -326,7 +334,9 @@ class BoundSimulatedJudge:
         out = self.base[rows][:, None, :] + self.span[rows][:, None, :] * gain
         out -= np.einsum("nka,ma->nmk", self.dilute[rows], bits)
         if self.noise:
-            out += self.noise * _hash_normal(self.ids, np.repeat(rows, len(masks)), np.tile(masks, len(rows))).reshape(out.shape)
+            out += self.noise * _hash_normal(self.ids, np.repeat(rows, len(masks)), np.tile(masks, len(rows))).reshape(
+                out.shape
+            )
         return np.clip(out, 1.0, 5.0)
 
 
