@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import numpy as np
@@ -45,15 +44,10 @@ def test_masks_round_trip():
         attribute_mask({"Emotional Stat"})
 
 
-def test_full_suite_size_speed_and_unique_ids(suite):
+def test_full_suite_size_and_unique_ids(suite):
     assert len(suite) == 14_000
     assert Counter(s.domain for s in suite) == {d: 2000 for d in DOMAINS}
     assert len({s.id for s in suite}) == 14_000
-    synthetic._templates.cache_clear()
-    synthetic._value_texts.cache_clear()
-    t0 = time.perf_counter()
-    load_scenarios()
-    assert time.perf_counter() - t0 < 3.0  # the bound, generous on a loaded 2-core machine
 
 
 def test_generation_is_deterministic_and_prefix_stable():
@@ -171,3 +165,10 @@ def test_value_texts_agree_with_age(suite):
             assert age >= 26, s
         if "married for" in marital or "kids" in marital:
             assert age >= 24, s
+
+
+def test_risk_cue_is_the_lexicon_reading_of_the_query(suite):
+    from penguin_gym.data.lexicon import query_risk_cue
+
+    for s in suite[::37]:
+        assert s.risk_cue == query_risk_cue(s.query), s.query

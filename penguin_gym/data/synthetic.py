@@ -229,6 +229,11 @@ def _value_texts() -> dict[str, dict[str, tuple[tuple[str, float, int, int], ...
     return out
 
 
+@cache
+def _template_cue(template: str) -> float:
+    return query_risk_cue(template)
+
+
 def _categorical(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     """One draw per row of the (n, k) probability matrix ``p`` (rows need not be normalized)."""
     c = np.cumsum(p, axis=1)
@@ -275,7 +280,9 @@ def generate_domain(domain: str, n: int = SCENARIOS_PER_DOMAIN, seed: int = 0) -
                 profile[attr] = f"{age}" if cols["text_u"][i, 0] < 0.6 else f"{age} years old"
                 severity[attr] = base
                 continue
-            variants = [v for v in texts[attr][value] if v[2] <= age <= v[3]] or texts[attr][value][:1]
+            variants = texts[attr][value]
+            if any(v[2] > 0 or v[3] < 200 for v in variants):  # only age-bound texts need the filter
+                variants = [v for v in variants if v[2] <= age <= v[3]] or variants[:1]
             text, delta = variants[int(cols["text_u"][i, ATTRIBUTES.index(attr)] * len(variants))][:2]
             profile[attr] = text
             severity[attr] = float(min(1.0, max(0.0, base + delta)))
@@ -298,7 +305,9 @@ def generate_domain(domain: str, n: int = SCENARIOS_PER_DOMAIN, seed: int = 0) -
                 severity=severity,
                 source="synthetic",
                 split=split_of(sid),
-                risk_cue=query_risk_cue(query) if kind == "cue" else 0.0,
+                # Openers, closers and placeholder values hold no cue phrase, so the template's cue
+                # is the query's (a test checks): computed once per template, not per scenario.
+                risk_cue=_template_cue(tpl) if kind == "cue" else 0.0,
             )
         )
     return scenarios
