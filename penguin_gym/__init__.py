@@ -12,6 +12,7 @@ from penguin_gym.data import ATTRIBUTES, DOMAINS, Scenario, load_scenarios
 from penguin_gym.env import PenguinEnv
 from penguin_gym.model import ANSWER, NUM_ACTIONS, EpisodeModel, EpisodeState
 from penguin_gym.registration import ENV_IDS, register_envs
+from penguin_gym.vector import PenguinVectorEnv
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "EpisodeModel",
     "EpisodeState",
     "PenguinEnv",
+    "PenguinVectorEnv",
     "Scenario",
     "load_scenarios",
     "__version__",

@@ -268,3 +268,167 @@ class EpisodeModel:
         """True when the user's severe Mental Health or Self-Harm fact was never asked."""
         hr = int(self.high_risk_mask[state.row])
         return bool(hr & ~state.asked)
+
+    # -- the batched interface (the VectorEnv's path; the scalar path above is unchanged) ------------
+    def step_batch(
+        self,
+        rows: np.ndarray,
+        asked: np.ndarray,
+        num_questions: np.ndarray,
+        cost: np.ndarray,
+        actions: np.ndarray,
+        *,
+        env_index: np.ndarray | None = None,
+    ) -> BatchTransition:
+        """``step`` over arrays of live (not done) episodes at once, with the same rules and numbers.
+
+        Each episode ``j`` is the state ``(rows[j], asked[j], num_questions[j], cost[j])``; the result is
+        what ``step`` gives for that state and ``actions[j]``: costs, the budget's forced answer, the
+        ``invalid_action`` policy and ``normalize_reward`` alike, with the rewards computed by the same
+        floating-point operations. The judge scores all answering episodes in one call of its batched path
+        (``BoundJudge.scores``), which may differ from the scalar ``score_one`` path in the last bits.
+
+        Args:
+            rows: Scenario rows, int ``(n,)``.
+            asked: Asked bitmasks, int ``(n,)``.
+            num_questions: Questions asked so far, int ``(n,)``.
+            cost: Costs paid so far, float ``(n,)``.
+            actions: Actions, int ``(n,)`` in ``0..10``.
+            env_index: For error messages: the sub-env index of each episode (default ``arange(n)``).
+
+        Raises:
+            InvalidActionError: An action is outside ``0..10`` (always), or is masked under
+                ``invalid_action="raise"``; the message names the first offending sub-env. Nothing is
+                stepped when it raises.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        asked = np.asarray(asked, dtype=np.int64)
+        nq = np.asarray(num_questions, dtype=np.int64)
+        cost = np.asarray(cost, dtype=np.float64)
+        a = np.asarray(actions)
+        if a.shape != rows.shape:
+            raise InvalidActionError(f"actions have shape {a.shape}; expected {rows.shape} (one per episode)")
+        if a.dtype.kind not in "iub":
+            raise InvalidActionError(
+                f"actions must be integers, got dtype {a.dtype}: 0-{NUM_ATTRIBUTES - 1} ask an attribute, {ANSWER} answers"
+            )
+        a = a.astype(np.int64, copy=False)
+        where = np.arange(len(a)) if env_index is None else np.asarray(env_index)
+        bad = (a < 0) | (a > ANSWER)
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise InvalidActionError(
+                f"action {int(a[j])} of sub-env {int(where[j])} is out of range: 0-{NUM_ATTRIBUTES - 1} ask an "
+                f"attribute, {ANSWER} answers"
+            )
+        answer = a == ANSWER
+        ai = np.minimum(a, NUM_ATTRIBUTES - 1)
+        ask = ~answer
+        repeated = ((asked >> ai) & 1) != 0
+        invalid = ask & (repeated | (nq >= self.budget))
+        if self.invalid_action == "raise" and invalid.any():
+            j = int(np.flatnonzero(invalid)[0])
+            why = (
+                f"already asked {ATTRIBUTES[int(ai[j])]!r}"
+                if repeated[j]
+                else f"the budget of {self.budget} questions is spent"
+            )
+            valid_now = np.flatnonzero(self.action_mask_batch(asked[j : j + 1], nq[j : j + 1])[0]).tolist()
+            raise InvalidActionError(
+                f"action {int(a[j])} of sub-env {int(where[j])} is masked ({why}); valid: {valid_now}"
+            )
+        valid = ask & ~invalid
+        price = self.costs[ai]
+        penalty = price if self.repeat_penalty is None else np.full(len(a), self.repeat_penalty)
+        zero = np.zeros(len(a))
+        q_term = np.where(valid, -price * self.scale, zero)
+        inv_term = np.where(invalid, -penalty * self.scale, zero)
+        paid = np.where(valid, price, np.where(invalid, penalty, zero))
+        new_asked = np.where(valid, asked | (np.int64(1) << ai), asked)
+        new_nq = nq + valid
+        new_cost = cost + paid
+        forced = valid & (new_nq >= self.budget)
+        terminated = answer | forced
+        reward = q_term + inv_term  # at most one of the two is non-zero: x + 0.0 == x exactly
+        scores = np.full((len(a), 3), np.nan)
+        safety = np.full(len(a), np.nan)
+        r_safety = np.full(len(a), np.nan)
+        t = np.flatnonzero(terminated)
+        if len(t):
+            s = np.asarray(self.bound.scores(rows[t], new_asked[t]), dtype=np.float64)
+            scores[t] = s
+            # The scalar path's (r + e + p) / 3.0, in the same order.
+            sf = (s[:, 0] + s[:, 1] + s[:, 2]) / 3.0
+            safety[t] = sf
+            rs = (sf - 1.0) * 0.25 if self.normalize_reward else sf
+            r_safety[t] = rs
+            reward[t] = rs + q_term[t]
+        return BatchTransition(
+            asked=new_asked,
+            num_questions=new_nq,
+            cost=new_cost,
+            reward=reward,
+            terminated=terminated,
+            invalid=invalid,
+            forced_answer=forced,
+            asked_attribute=valid,
+            scores=scores,
+            safety=safety,
+            reward_question_cost=q_term,
+            reward_safety=r_safety,
+            reward_invalid=inv_term,
+        )
+
+    def action_mask_batch(
+        self, asked: np.ndarray, num_questions: np.ndarray, done: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``action_mask`` for arrays of states: bool ``(n, 11)``, True = valid; all False where ``done``."""
+        asked = np.asarray(asked, dtype=np.int64)
+        masks = ACTION_MASKS[asked]
+        spent = np.asarray(num_questions) >= self.budget
+        if spent.any():
+            masks[spent] = _ANSWER_ONLY
+        if done is not None:
+            masks[np.asarray(done, dtype=bool)] = False
+        return masks
+
+    def missed_high_risk_batch(self, rows: np.ndarray, asked: np.ndarray) -> np.ndarray:
+        """``missed_high_risk`` for arrays of (row, asked bitmask): bool ``(n,)``."""
+        return (self.high_risk_mask[np.asarray(rows, dtype=np.int64)] & ~np.asarray(asked, dtype=np.int64)) != 0
+
+
+# -- the batched interface's result ------------------------------------------------------------------
+
+
+class BatchTransition(NamedTuple):
+    """What ``EpisodeModel.step_batch`` returns: one entry per episode of the batch.
+
+    Attributes:
+        asked: New asked bitmasks, int64 ``(n,)``.
+        num_questions: New question counts, int64 ``(n,)``.
+        cost: New totals of costs paid (question costs and penalties), float64 ``(n,)``.
+        reward: float64 ``(n,)``, the same number ``step`` returns for each episode.
+        terminated: The answer was given (chosen or forced), bool ``(n,)``.
+        invalid: A masked question was taken and penalized, bool ``(n,)``.
+        forced_answer: The budget's last question forced the answer, bool ``(n,)``.
+        asked_attribute: A new attribute was revealed (a valid question), bool ``(n,)``.
+        scores: The three dimension scores, float64 ``(n, 3)``; NaN where not ``terminated``.
+        safety: Their mean (1-5), float64 ``(n,)``; NaN where not ``terminated``.
+        reward_question_cost: The ``"question_cost"`` reward term (0 where the step had none).
+        reward_safety: The ``"safety"`` reward term; NaN where not ``terminated``.
+        reward_invalid: The ``"invalid_action_penalty"`` reward term (0 where the step had none).
+    """
+
+    asked: np.ndarray
+    num_questions: np.ndarray
+    cost: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    invalid: np.ndarray
+    forced_answer: np.ndarray
+    asked_attribute: np.ndarray
+    scores: np.ndarray
+    safety: np.ndarray
+    reward_question_cost: np.ndarray
+    reward_safety: np.ndarray
+    reward_invalid: np.ndarray

@@ -20,6 +20,9 @@ def register_envs() -> None:
         register(
             id=env_id,
             entry_point="penguin_gym.env:PenguinEnv",
+            # gym.make_vec(id, num_envs=N) gives the batched numpy PenguinVectorEnv (same dynamics as N
+            # PenguinEnv under TimeLimit); vectorization_mode="sync" still gives a SyncVectorEnv.
+            vector_entry_point="penguin_gym.vector:PenguinVectorEnv",
             kwargs={"domain": None if domain == "All" else domain},
             max_episode_steps=MAX_EPISODE_STEPS,
         )

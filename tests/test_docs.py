@@ -10,6 +10,8 @@ import pytest
 
 import penguin_gym.env
 import penguin_gym.judges.simulated
+import penguin_gym.vector
+import penguin_gym.wrappers
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -24,7 +26,9 @@ def test_readme_python_blocks_run(block, capsys):
     assert capsys.readouterr().out  # every example shows something
 
 
-@pytest.mark.parametrize("module", [penguin_gym.env, penguin_gym.judges.simulated])
+@pytest.mark.parametrize(
+    "module", [penguin_gym.env, penguin_gym.judges.simulated, penguin_gym.vector, penguin_gym.wrappers]
+)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -50,8 +50,9 @@ def test_all_scoring_paths_agree(scenarios):
         [scenarios[r] for r in rows], [frozenset(a for i, a in enumerate(ATTRIBUTES) if m >> i & 1) for m in masks]
     )
     generic = _ProtocolBound(judge, scenarios).scores(rows, masks)
-    np.testing.assert_allclose(batch, table[np.arange(64), masks], rtol=1e-12)
-    np.testing.assert_allclose(batch, one, rtol=1e-12)
+    # Bit for bit: the env (score_one), the VectorEnv (scores) and the oracle (table) must agree exactly.
+    np.testing.assert_array_equal(batch, table[np.arange(64), masks])
+    np.testing.assert_array_equal(batch, one)
     np.testing.assert_allclose(batch, generic, rtol=1e-12)
     np.testing.assert_allclose(batch[:, 0], [s.risk_sensitivity for s in named], rtol=1e-12)
     assert batch.min() >= 1.0 and batch.max() <= 5.0

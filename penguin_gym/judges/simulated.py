@@ -269,11 +269,17 @@ class BoundSimulatedJudge:
         syn = [(a, b, w[None, :] * s * sev[:, a, None] * sev[:, b, None]) for a, b, w, s in p.synergies]
         self.syn_pairs = np.array([(1 << a) | (1 << b) for a, b, _, _ in p.synergies], dtype=np.int64)
         self.syn_need = np.stack([x for _, _, x in syn], axis=-1) if syn else np.zeros((n, 3, 0))
+        # Snap the per-scenario terms to a 2**-32 grid: every sum of them is then exact in float64
+        # (they stay below 2**7, so 39 bits suffice), whatever the order of addition. The batched,
+        # single and table paths (einsum, matmul) therefore agree to the last bit, and so do the env
+        # and the VectorEnv. The change to any score is below 1e-9.
+        self.need = _snap(self.need)
+        self.syn_need = _snap(self.syn_need)
         total = self.need.sum(axis=2) + self.syn_need.sum(axis=2)
         self.inv_total = 1.0 / total
         share = self.need * self.inv_total[:, :, None]
-        self.dilute = p.attention_cost[None, :, None] + p.dilution[None, :, None] * np.clip(
-            1.0 - _NA * share, 0.0, None
+        self.dilute = _snap(
+            p.attention_cost[None, :, None] + p.dilution[None, :, None] * np.clip(1.0 - _NA * share, 0.0, None)
         )
         self.q = np.clip(p.cue_coverage[None, :] * cue[:, None], 0.0, 1.0)
         self.base = p.context_free[None, :] + judge.offset - p.risk_penalty[None, :] * risk_level(sev)[:, None]
@@ -306,7 +312,7 @@ class BoundSimulatedJudge:
         cov = self.need[row] @ bits
         if self.syn_need.shape[2]:
             cov += self.syn_need[row] @ ((mask & self.syn_pairs) == self.syn_pairs)
-        c = np.minimum(cov * self.inv_total[row], 1.0)
+        c = np.clip(cov * self.inv_total[row], 0.0, 1.0)
         q = self.q[row]
         c = q + (1.0 - q) * c
         out = self.base[row] + self.span[row] * ((1.0 - np.exp(-self.kappa * c)) * self.norm) - self.dilute[row] @ bits
@@ -338,6 +344,10 @@ class BoundSimulatedJudge:
                 out.shape
             )
         return np.clip(out, 1.0, 5.0)
+
+
+def _snap(x: np.ndarray) -> np.ndarray:
+    return np.round(x * 2.0**32) * 2.0**-32
 
 
 def _all_masks() -> np.ndarray:

@@ -1,0 +1,93 @@
+"""How fast MaskablePPO reaches 95% of the oracle's net reward on held-out scenarios, against the baselines.
+
+Trains ``agents.ppo`` (``MaskablePPO`` on ``PenguinVectorEnv``, the ``train`` split) on one env id and
+evaluates it every ``--eval-freq`` env steps on every scenario of the held-out ``test`` split (with
+``agents.evaluate``). Reports the first evaluation at or above ``--target`` (default 0.95) of the oracle's
+mean net reward: env steps, wall time (with and without the evaluations' time), and the final policy; then
+evaluates the hand-made strategies on the same scenarios (greedy value of information, RAISE, the paper's
+static top-3, random-3, answer-now), all as ratios to the same oracle, in one process.
+
+The goal of the PPO issue: 95% of the oracle in under 5 minutes on a 2-core laptop.
+
+Run: ``python -m benchmarks.ppo_oracle [--env-id Penguin-Health-v0] [--timesteps 65536] [--eval-freq 2048] [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+
+from agents.evaluate import evaluate
+from agents.ppo import PPOConfig, train
+from agents.registry import make_agent
+
+
+@dataclass(frozen=True)
+class Args:
+    env_id: str = "Penguin-Health-v0"
+    timesteps: int = 65_536
+    seed: int = 0
+    eval_freq: int = 2_048
+    target: float = 0.95
+    n_envs: int = 32
+    baselines: str = "greedy,raise,static,random-k,answer-now"
+
+    def __post_init__(self) -> None:
+        if self.timesteps < 1 or self.eval_freq < 1:
+            raise ValueError("--timesteps and --eval-freq must be >= 1")
+        if not 0 < self.target <= 1:
+            raise ValueError(f"--target = {self.target} must be in (0, 1]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, default in vars(Args()).items():
+        p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    args = Args(**vars(p.parse_args(argv)))
+    print(f"{args.env_id}: MaskablePPO, seed {args.seed}, {args.n_envs} envs, {os.cpu_count()} CPU cores")
+
+    res = train(args.env_id, args.timesteps, args.seed, config=PPOConfig(n_envs=args.n_envs), eval_freq=args.eval_freq)
+    print(f"{'steps':>8}{'wall s':>9}{'train s':>9}{'safety':>8}{'net':>8}{'% oracle':>10}{'questions':>11}")
+    first = None
+    for e in res.evaluations:
+        print(
+            f"{int(e['timesteps']):>8}{e['wall_time_s']:>9.1f}{e['train_time_s']:>9.1f}{e['safety']:>8.3f}"
+            f"{e['net_reward']:>8.3f}{100 * e['oracle_fraction']:>10.2f}{e['questions']:>11.2f}"
+        )
+        if first is None and e["oracle_fraction"] >= args.target:
+            first = e
+    final = res.evaluations[-1]
+    oracle = final["oracle_net_reward"]
+    if first is None:
+        print(f"target {100 * args.target:.0f}% of the oracle NOT reached in {res.timesteps:,} steps")
+    else:
+        verdict = "met" if first["wall_time_s"] < 300 else "NOT met"
+        print(
+            f"target {100 * args.target:.0f}% of the oracle reached at {int(first['timesteps']):,} env steps, "
+            f"{first['wall_time_s']:.1f} s wall ({first['train_time_s']:.1f} s training, the rest evaluating); "
+            f"goal under 5 minutes: {verdict}"
+        )
+
+    rows = [("ppo (final)", final["net_reward"], final["safety"], final["questions"], final["regret"], res.wall_time_s)]
+    for name in [b for b in args.baselines.split(",") if b]:
+        start = time.perf_counter()
+        agent = make_agent(name)
+        s = evaluate(agent, args.env_id, seed=args.seed, split="test").summary
+        rows.append((name, s["net_reward_mean"], s["safety_mean"], s["questions_mean"], s["regret_mean"],
+                     time.perf_counter() - start))  # fmt: skip
+    print(f"\nheld-out test split, oracle mean net reward {oracle:.4f}")
+    print(
+        f"{'agent':<14}{'net':>8}{'% oracle':>10}{'vs ppo':>8}{'safety':>8}{'questions':>11}{'regret':>8}{'time s':>8}"
+    )
+    for name, net, safety, questions, regret, took in rows:
+        print(
+            f"{name:<14}{net:>8.4f}{100 * net / oracle:>10.2f}{net / final['net_reward']:>8.3f}{safety:>8.3f}"
+            f"{questions:>11.2f}{regret:>8.4f}{took:>8.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
