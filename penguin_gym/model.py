@@ -286,7 +286,7 @@ class EpisodeModel:
         what ``step`` gives for that state and ``actions[j]``: costs, the budget's forced answer, the
         ``invalid_action`` policy and ``normalize_reward`` alike, with the rewards computed by the same
         floating-point operations. The judge scores all answering episodes in one call of its batched path
-        (``BoundJudge.scores``), which may differ from the scalar ``score_one`` path in the last bits.
+        (``BoundJudge.scores``); the simulated judge's batched and scalar paths agree bit for bit.
 
         Args:
             rows: Scenario rows, int ``(n,)``.

@@ -49,8 +49,8 @@ class PenguinVectorEnv(VectorEnv):
     ## Description
     Sub-env ``i`` behaves exactly as ``gym.make(id)`` (a ``PenguinEnv`` under a ``TimeLimit`` of
     ``max_episode_steps``) reset with seed ``seed + i``: the same scenario draws, observations, masks,
-    rewards, terminations and truncations, step for step (the judge's batched and scalar paths agree
-    to float rounding, ~1e-15). All arithmetic is array-wide over the state arrays (scenario row, asked
+    rewards, terminations and truncations, step for step (the simulated judge's batched and scalar
+    paths agree bit for bit). All arithmetic is array-wide over the state arrays (scenario row, asked
     bitmask, questions in order, cost paid, steps); Python loops only refill each sub-env's buffer of
     random draws (once per 64 of its episodes) and build ``SAME_STEP``'s per-env ``final_obs`` dicts.
 
