@@ -130,7 +130,7 @@ class EpisodeModel:
     def __init__(
         self,
         scenarios: Sequence[Scenario],
-        judge: Judge | BoundJudge,
+        judge: Judge,
         *,
         question_cost: CostSpec = DEFAULT_QUESTION_COST,
         budget: int | None = None,
@@ -141,7 +141,7 @@ class EpisodeModel:
         if not scenarios:
             raise ConfigError("the scenario list is empty: check the source, domain and split")
         self.scenarios = list(scenarios)
-        self.bound: BoundJudge = judge if hasattr(judge, "scores") else bind(judge, self.scenarios)  # type: ignore[arg-type,assignment]
+        self.bound: BoundJudge = bind(judge, self.scenarios)
         self.judge = judge
         self.costs = parse_costs(question_cost)
         self._cost_list = [float(c) for c in self.costs]  # Python floats: the per-step path avoids numpy scalars
@@ -160,7 +160,11 @@ class EpisodeModel:
         for name, threshold in HIGH_RISK_SEVERITY.items():
             hr[ATTRIBUTE_INDEX[name]] = threshold
         # Bitmask per scenario of the high-risk attributes whose value is severe.
-        self.high_risk_mask = ((self.severity >= np.where(hr > 0, hr, np.inf)) * (1 << np.arange(NUM_ATTRIBUTES))).sum(axis=1).astype(np.int64)
+        self.high_risk_mask = (
+            ((self.severity >= np.where(hr > 0, hr, np.inf)) * (1 << np.arange(NUM_ATTRIBUTES)))
+            .sum(axis=1)
+            .astype(np.int64)
+        )
 
     # -- the functional interface ---------------------------------------------------------------
     def initial(self, row: int) -> EpisodeState:
@@ -223,7 +227,9 @@ class EpisodeModel:
             raise InvalidActionError(f"action {a} is masked ({why}); valid: {valid}")
         penalty = self._cost_list[a] if self.repeat_penalty is None else self.repeat_penalty
         new = EpisodeState(state.row, state.asked, state.order, state.cost + penalty, state.steps + 1)
-        return Transition(new, -penalty * self.scale, False, {"invalid_action_penalty": -penalty * self.scale}, None, invalid=True)
+        return Transition(
+            new, -penalty * self.scale, False, {"invalid_action_penalty": -penalty * self.scale}, None, invalid=True
+        )
 
     def _answer(self, state: EpisodeState, cost: float, terms: dict[str, float]) -> Transition:
         scores = self.scores(state.row, state.asked)

@@ -1,0 +1,618 @@
+"""``ScoreTable``: every subset's score, precomputed by any judge, looked up in O(1).
+
+A table holds, for a list of scenarios, the three rubric scores of each revealed subset of the ten
+attributes: all 2^10 = 1,024 of them, or those up to ``max_size`` attributes (176 subsets up to size 3,
+386 up to 4). It is built once by any judge (an ``LLMJudge`` behind a ``CachedJudge``, or the
+``SimulatedJudge``), saved as one compressed ``.npz`` file, and then serves as a judge itself: envs bind
+it to their scenarios and score by array indexing, at the speed of the simulated judge.
+
+The file stores, besides the scores (float32, NaN where not judged), the judge's name, the scenarios'
+ids and content fingerprints (a table never scores a scenario that changed since it was built), and
+their severities, domains and risk cues, so a table alone is enough to refit the simulated judge
+(``penguin_gym.judges.refit``).
+
+The build command (``penguin-gym build-table``, or ``python -m penguin_gym.judges.table``) shows a
+progress bar and is resumable: it rewrites the file atomically as it goes and a restarted build skips
+every entry already in it. With an LLM judge it also keeps each judgment in a SQLite cache as soon as it
+is made (``--cache``; default next to ``--out``), so a killed build loses no judgment at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from penguin_gym.data.schema import ATTRIBUTES, DOMAINS, Scenario, attribute_mask, mask_attributes
+from penguin_gym.error import BackendError, ConfigError, JudgeBatchError, JudgeError, PenguinError
+from penguin_gym.judges.base import Judge, JudgeBase, JudgeScore
+from penguin_gym.judges.cache import scenario_fingerprint
+
+logger = logging.getLogger(__name__)
+
+TABLE_FORMAT = "penguin-score-table-v1"
+_NA = len(ATTRIBUTES)
+_ALL = 1 << _NA
+_POPCOUNT = np.array([bin(m).count("1") for m in range(_ALL)], dtype=np.int64)
+
+
+def subset_masks(max_size: int | None = None) -> np.ndarray:
+    """The bitmasks of all subsets of the ten attributes with at most ``max_size`` members, ascending."""
+    if max_size is None:
+        return np.arange(_ALL, dtype=np.int64)
+    if not 0 <= max_size <= _NA:
+        raise ConfigError(f"max_size = {max_size} must be between 0 and {_NA} (or None for all 1,024 subsets)")
+    return np.flatnonzero(_POPCOUNT <= max_size).astype(np.int64)
+
+
+class ScoreTable(JudgeBase):
+    """Precomputed scores of revealed subsets, usable as a judge.
+
+    Build one with ``ScoreTable.build``, read one with ``ScoreTable.load``. Scoring a scenario the
+    table does not hold raises ``ConfigError``; a subset it does not hold (larger than ``max_size``, or
+    a judgment that failed during the build) raises ``JudgeError``.
+
+    Attributes:
+        judge_name: The name of the judge that built it.
+        name: ``"table[<judge_name>]"``.
+        ids: Scenario ids, one per row.
+        masks: The subsets held, as bitmasks (ascending).
+        values: The scores, ``(n scenarios, n subsets, 3)`` float32, NaN where not judged.
+        max_size: The largest subset size held.
+
+    Example:
+        >>> from penguin_gym.data import load_scenarios
+        >>> from penguin_gym.judges import SimulatedJudge
+        >>> scenarios = load_scenarios(domains="Health", n_per_domain=3)
+        >>> table = ScoreTable.build(SimulatedJudge(), scenarios, max_size=2, progress=False)
+        >>> table.masks.size, table.n_missing
+        (56, 0)
+        >>> bound = table.bind(scenarios)
+        >>> bound.scores(np.array([0, 2]), np.array([0, 0b11])).shape
+        (2, 3)
+    """
+
+    def __init__(
+        self,
+        *,
+        judge_name: str,
+        ids: Sequence[str],
+        fingerprints: Sequence[str],
+        severity: np.ndarray,
+        domain: np.ndarray,
+        risk_cue: np.ndarray,
+        masks: np.ndarray,
+        values: np.ndarray,
+    ) -> None:
+        n, m = len(ids), len(masks)
+        masks = np.asarray(masks, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape != (n, m, 3):
+            raise ConfigError(f"ScoreTable: values have shape {values.shape}, expected ({n}, {m}, 3)")
+        if len(set(ids)) != n:
+            raise ConfigError("ScoreTable: scenario ids are not unique")
+        if m and (masks.min() < 0 or masks.max() >= _ALL or np.any(np.diff(masks) <= 0)):
+            raise ConfigError("ScoreTable: masks must be distinct bitmasks in [0, 1024), ascending")
+        self.judge_name = str(judge_name)
+        self.name = f"table[{self.judge_name}]"
+        self.ids = [str(i) for i in ids]
+        self.fingerprints = [str(f) for f in fingerprints]
+        self.severity = np.asarray(severity, dtype=np.float32).reshape(n, _NA)
+        self.domain = np.asarray(domain, dtype=np.int64).reshape(n)
+        self.risk_cue = np.asarray(risk_cue, dtype=np.float32).reshape(n)
+        self.masks = masks
+        self.values = values
+        self.max_size = int(_POPCOUNT[masks].max()) if m else 0
+        self._row = {sid: i for i, sid in enumerate(self.ids)}
+        self._pos = np.full(_ALL, -1, dtype=np.int64)
+        self._pos[masks] = np.arange(m)
+
+    def __repr__(self) -> str:
+        return (
+            f"ScoreTable(judge={self.judge_name!r}, scenarios={len(self.ids)}, subsets={len(self.masks)}, "
+            f"missing={self.n_missing})"
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # construction
+
+    @classmethod
+    def empty(cls, judge_name: str, scenarios: Sequence[Scenario], masks: np.ndarray) -> ScoreTable:
+        """A table for ``scenarios`` and ``masks`` with nothing judged yet."""
+        n = len(scenarios)
+        return cls(
+            judge_name=judge_name,
+            ids=[s.id for s in scenarios],
+            fingerprints=[scenario_fingerprint(s) for s in scenarios],
+            severity=np.array([s.severity_vector for s in scenarios], dtype=np.float32).reshape(n, _NA),
+            domain=np.array([s.domain_index for s in scenarios], dtype=np.int64),
+            risk_cue=np.array([s.risk_cue for s in scenarios], dtype=np.float32),
+            masks=masks,
+            values=np.full((n, len(masks), 3), np.nan, dtype=np.float32),
+        )
+
+    @classmethod
+    def build(
+        cls,
+        judge: Judge,
+        scenarios: Sequence[Scenario],
+        max_size: int | None = None,
+        path: str | Path | None = None,
+        progress: bool = True,
+        *,
+        chunk_size: int | None = None,
+        save_every: float = 30.0,
+    ) -> ScoreTable:
+        """Judge every subset (up to ``max_size`` attributes) of every scenario.
+
+        Args:
+            judge: Any judge. Judges with a vectorized ``bind`` (``SimulatedJudge``, ``ScoreTable``) are
+                scored in large array chunks; others through ``score_many`` in chunks of ``chunk_size``.
+            scenarios: The scenarios (distinct ids).
+            max_size: The largest subset size (``None``: all 1,024 subsets).
+            path: Where to keep the table (``.npz``). When the file exists and was built by the same
+                judge over the same subsets, its entries are kept and only the rest is judged; the
+                file is rewritten atomically every ``save_every`` seconds and at the end.
+            progress: Show a tqdm progress bar.
+            chunk_size: Judgments per call (default: 65,536 for vectorized judges, 64 otherwise).
+            save_every: Seconds between intermediate saves.
+
+        Returns:
+            The table (saved at ``path`` when given).
+
+        Raises:
+            JudgeError: when some judgments failed; everything else is saved, and running the build
+                again retries only the failed entries.
+            BackendError: when an LLM backend fails for good; what was judged before is saved.
+        """
+        from tqdm.auto import tqdm
+
+        masks = subset_masks(max_size)
+        ids = [s.id for s in scenarios]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("ScoreTable.build: scenario ids are not unique")
+        table = cls.empty(judge.name, scenarios, masks)
+        if path is not None and Path(path).exists():
+            table._merge(cls.load(path), path)
+        vectorized = callable(getattr(judge, "bind", None))
+        chunk = chunk_size or (65536 if vectorized else 64)
+        if chunk < 1:
+            raise ConfigError(f"ScoreTable.build: chunk_size = {chunk} must be >= 1")
+        missing = np.isnan(table.values[:, :, 0])
+        n_todo = int(missing.sum())
+        n_failed = 0
+        first_error: str | None = None
+        bound = judge.bind(list(scenarios)) if vectorized else None  # type: ignore[attr-defined]
+        # A vectorized judge that scores all 1,024 subsets of a row at once (BoundSimulatedJudge.table).
+        whole_rows = bound is not None and masks.size == _ALL and callable(getattr(bound, "table", None))
+        last_save = time.monotonic()
+        bar = tqdm(total=n_todo, disable=not progress, unit="judgment", desc=f"table {judge.name}"[:60])
+
+        def checkpoint(n_done: int) -> None:
+            nonlocal last_save
+            bar.update(n_done)
+            if path is not None and time.monotonic() - last_save > save_every:
+                table.save(path)
+                last_save = time.monotonic()
+
+        try:
+            if whole_rows:
+                todo_rows = np.flatnonzero(missing.any(axis=1))
+                step = max(1, chunk // _ALL)
+                for start in range(0, todo_rows.size, step):
+                    rows = todo_rows[start : start + step]
+                    table.values[rows] = bound.table(rows).astype(np.float32)  # type: ignore[union-attr]
+                    checkpoint(int(missing[rows].sum()))
+            else:
+                todo_r, todo_p = np.nonzero(missing)
+                del missing
+                for start in range(0, todo_r.size, chunk):
+                    rows, pos = todo_r[start : start + chunk], todo_p[start : start + chunk]
+                    if bound is not None:
+                        table.values[rows, pos] = bound.scores(rows, masks[pos]).astype(np.float32)
+                    else:
+                        results: list[JudgeScore | None]
+                        try:
+                            results = list(
+                                judge.score_many(
+                                    [scenarios[r] for r in rows.tolist()],
+                                    [mask_attributes(int(m)) for m in masks[pos]],
+                                )
+                            )
+                        except JudgeBatchError as e:
+                            results = [r if isinstance(r, JudgeScore) else None for r in e.results]
+                            first_error = first_error or str(e)
+                        for r, p, sc in zip(rows.tolist(), pos.tolist(), results, strict=True):
+                            if sc is None:
+                                n_failed += 1
+                            else:
+                                table.values[r, p] = (sc.risk_sensitivity, sc.emotional_empathy, sc.personalization)
+                    checkpoint(int(rows.size))
+        except (BackendError, KeyboardInterrupt):
+            if path is not None:
+                table.save(path)
+                logger.warning("build interrupted; the %d entries judged so far are saved in %s", table.n_judged, path)
+            raise
+        finally:
+            bar.close()
+        if path is not None:
+            table.save(path)
+        if n_failed:
+            where = f"; the rest is saved in {path} and building again retries only these" if path else ""
+            raise JudgeError(f"{n_failed} of {n_todo} judgments failed{where}; first: {first_error}")
+        return table
+
+    def _merge(self, old: ScoreTable, path: str | Path) -> None:
+        """Take over ``old``'s judged entries (same judge, same subsets, unchanged scenarios)."""
+        if old.judge_name != self.judge_name:
+            raise ConfigError(
+                f"{path} was built by judge {old.judge_name!r}, not {self.judge_name!r}; choose another --out "
+                "or the same judge"
+            )
+        if not np.array_equal(old.masks, self.masks):
+            raise ConfigError(
+                f"{path} holds subsets up to size {old.max_size}, not {self.max_size}; choose another --out or "
+                f"--max-size {old.max_size}"
+            )
+        kept = changed = 0
+        for i, (sid, fp) in enumerate(zip(self.ids, self.fingerprints, strict=True)):
+            j = old._row.get(sid)
+            if j is None:
+                continue
+            if old.fingerprints[j] != fp:
+                changed += 1
+                continue
+            self.values[i] = old.values[j]
+            kept += 1
+        if changed:
+            logger.warning("%s: %d scenarios changed since they were judged; judging them again", path, changed)
+        logger.info(
+            "%s: resuming with %d scenarios already in the table (%d entries judged)",
+            path,
+            kept,
+            int(np.count_nonzero(~np.isnan(self.values[:, :, 0]))),
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # files
+
+    def save(self, path: str | Path) -> None:
+        """Write the table to ``path`` (``.npz``), atomically: a crash mid-write keeps the old file."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + f".tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                format=np.array(TABLE_FORMAT),
+                judge=np.array(self.judge_name),
+                ids=np.array(self.ids, dtype=str),
+                fingerprints=np.array(self.fingerprints, dtype=str),
+                severity=self.severity,
+                domain=self.domain.astype(np.int8),
+                risk_cue=self.risk_cue,
+                masks=self.masks.astype(np.int16),
+                scores=self.values,
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ScoreTable:
+        """Read a table written by ``save``.
+
+        Raises:
+            ConfigError: when the file is missing or is not a score table.
+        """
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"no score table at {p}; build one with `penguin-gym build-table --out {p}`")
+        try:
+            with np.load(p, allow_pickle=False) as data:
+                fmt = str(data["format"]) if "format" in data.files else None
+                if fmt != TABLE_FORMAT:
+                    raise ConfigError(f"{p} is not a score table (format {fmt!r}, expected {TABLE_FORMAT!r})")
+                n = len(data["ids"])
+                return cls(
+                    judge_name=str(data["judge"]),
+                    ids=data["ids"].tolist(),
+                    fingerprints=data["fingerprints"].tolist() if n else [],
+                    severity=data["severity"],
+                    domain=data["domain"],
+                    risk_cue=data["risk_cue"],
+                    masks=data["masks"].astype(np.int64),
+                    values=data["scores"],
+                )
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"{p}: cannot read the score table: {e}") from e
+
+    # ----------------------------------------------------------------------------------------------
+    # as a judge
+
+    @property
+    def n_missing(self) -> int:
+        """Entries (scenario, subset) not judged (yet, or because the judgment failed)."""
+        return int(np.count_nonzero(np.isnan(self.values[:, :, 0])))
+
+    @property
+    def n_judged(self) -> int:
+        return int(self.values.shape[0] * self.values.shape[1]) - self.n_missing
+
+    def __contains__(self, scenario_id: object) -> bool:
+        return scenario_id in self._row
+
+    def bind(self, scenarios: Sequence[Scenario], *, check: bool = True) -> BoundScoreTable:
+        """The table over ``scenarios`` (rows in that order), for array lookups.
+
+        Args:
+            scenarios: Scenarios the table holds.
+            check: Verify that each scenario is the one the table was built for (content fingerprint).
+
+        Raises:
+            ConfigError: for a scenario the table does not hold, or one that changed since.
+        """
+        return BoundScoreTable(self, scenarios, check=check)
+
+    def score_many(self, scenarios: Sequence[Scenario], revealed: Sequence[frozenset[str]]) -> list[JudgeScore]:
+        if len(scenarios) != len(revealed):
+            raise ConfigError(f"ScoreTable: {len(scenarios)} scenarios but {len(revealed)} revealed sets")
+        bound = self.bind(scenarios)
+        masks = np.array([attribute_mask(r) for r in revealed], dtype=np.int64)
+        return [JudgeScore.from_array(row) for row in bound.scores(np.arange(len(scenarios)), masks)]
+
+    def lookup(self, scenario_id: str, revealed: frozenset[str] | int) -> np.ndarray:
+        """The three scores of one entry, by scenario id and revealed set (names or bitmask)."""
+        row = self._row.get(scenario_id)
+        if row is None:
+            raise ConfigError(f"scenario {scenario_id!r} is not in the score table ({len(self.ids)} scenarios)")
+        mask = revealed if isinstance(revealed, int) else attribute_mask(revealed)
+        return _take(self, np.array([row]), np.array([mask], dtype=np.int64))[0]
+
+
+class BoundScoreTable:
+    """A ``ScoreTable`` over a fixed scenario list: ``scores(rows, masks)`` is two index operations."""
+
+    def __init__(self, table: ScoreTable, scenarios: Sequence[Scenario], *, check: bool = True) -> None:
+        self.score_table = table
+        self.scenarios = list(scenarios)
+        rows = [table._row.get(s.id, -1) for s in self.scenarios]
+        unknown = [s.id for s, r in zip(self.scenarios, rows, strict=True) if r < 0]
+        if unknown:
+            raise ConfigError(
+                f"{len(unknown)} of {len(self.scenarios)} scenarios are not in the score table {table.name} "
+                f"(e.g. {unknown[:3]}); build the table over these scenarios (penguin-gym build-table) "
+                "or use its scenarios"
+            )
+        if check:
+            changed = [
+                s.id
+                for s, r in zip(self.scenarios, rows, strict=True)
+                if table.fingerprints[r] != scenario_fingerprint(s)
+            ]
+            if changed:
+                raise ConfigError(
+                    f"{len(changed)} scenarios changed since the score table was built (e.g. {changed[:3]}); "
+                    "rebuild the table, or bind with check=False to use it anyway"
+                )
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    def scores(self, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Scores of ``scenarios[rows[j]]`` with revealed set ``masks[j]``: float64 ``(n, 3)``.
+
+        Raises:
+            JudgeError: for a subset the table does not hold.
+        """
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        return _take(self.score_table, self.rows[rows], np.asarray(masks, dtype=np.int64).reshape(-1))
+
+    def score_one(self, row: int, mask: int) -> np.ndarray:
+        """``scores`` of a single (row, mask) without the batch machinery (the env's answer step)."""
+        t = self.score_table
+        if 0 <= mask < _ALL:
+            pos = t._pos[mask]
+            if pos >= 0:
+                out = t.values[self.rows[row], pos].astype(np.float64)
+                if not np.isnan(out[0]):
+                    return out
+        return _take(t, self.rows[[row]], np.array([mask], dtype=np.int64))[0]  # raises the precise error
+
+    def table(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of every subset for each row, indexed by bitmask: ``(len(rows), 1024, 3)``.
+
+        Only for tables of all 1,024 subsets with nothing missing; the same call as
+        ``BoundSimulatedJudge.table``, so oracles and analyses take either.
+        """
+        t = self.score_table
+        if t.masks.size != _ALL:
+            raise JudgeError(f"{t.name} holds subsets up to size {t.max_size} only, not all 1,024")
+        out = t.values[self.rows[np.asarray(rows, dtype=np.int64).reshape(-1)]].astype(np.float64)
+        if np.isnan(out).any():
+            raise JudgeError(f"{t.name}: some entries of these scenarios were never judged; finish the build")
+        return out
+
+
+def _take(table: ScoreTable, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    if masks.size and (masks.min() < 0 or masks.max() >= _ALL):
+        bad = masks[(masks < 0) | (masks >= _ALL)][0]
+        raise JudgeError(f"revealed-set bitmask {int(bad)} is outside [0, 1024)")
+    pos = table._pos[masks]
+    if (pos < 0).any():
+        m = int(masks[pos < 0][0])
+        raise JudgeError(
+            f"{table.name} holds subsets of at most {table.max_size} attributes; revealed set "
+            f"{sorted(mask_attributes(m))} has {bin(m).count('1')} (rebuild with a larger --max-size)"
+        )
+    out = table.values[rows, pos].astype(np.float64)
+    if np.isnan(out).any():
+        j = int(np.flatnonzero(np.isnan(out[:, 0]))[0])
+        raise JudgeError(
+            f"{table.name} has no score for scenario {table.ids[rows[j]]!r} with revealed set "
+            f"{sorted(mask_attributes(int(masks[j])))} (its judgment failed or the build is unfinished; "
+            "run the build again)"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The build command
+
+
+def _option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def make_build_judge(args: argparse.Namespace) -> Judge:
+    """The judge a ``build-table`` command line names (LLM specs: ``llm:<backend>``, ``openai:...``, ``hf:...``)."""
+    spec: str = args.judge
+    backend_kwargs: dict[str, Any] = {}
+    for item in args.backend_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--backend-option {item!r} must be KEY=VALUE, e.g. concurrency=16")
+        backend_kwargs[key.replace("-", "_")] = _option_value(value)
+    if args.api_key_env:
+        backend_kwargs["api_key_env"] = args.api_key_env
+    llm_spec = spec[4:] if spec.startswith("llm:") else spec if spec.startswith(("openai:", "hf:")) else None
+    if llm_spec is None:
+        if args.judge_model or backend_kwargs:
+            raise ConfigError(
+                "--judge-model / --backend-option / --api-key-env apply to LLM judges only (--judge llm:<backend spec>)"
+            )
+        from penguin_gym.judges.factory import make_judge
+
+        return make_judge(spec)
+    from penguin_gym.judges.backends import make_backend
+    from penguin_gym.judges.llm import LLMJudge
+
+    def backend_for(s: str) -> Any:
+        kw = dict(backend_kwargs)
+        if not s.startswith("openai:"):
+            kw.pop("api_key_env", None)
+        return make_backend(s, **kw)
+
+    responder = backend_for(llm_spec)
+    judge_backend = backend_for(args.judge_model) if args.judge_model and args.judge_model != llm_spec else None
+    return LLMJudge(
+        responder, judge_backend, temperature=args.temperature, max_tokens=args.max_tokens, retries=args.retries
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``penguin-gym build-table``: build (or resume building) a score table.
+
+    Examples:
+        penguin-gym build-table --judge simulated --domains Health --max-size 3 --out health.npz
+        penguin-gym build-table --judge "llm:openai:Qwen/Qwen2.5-7B-Instruct@http://localhost:8000/v1" \\
+            --judge-model "openai:gpt-4o@https://api.openai.com/v1" --n-per-domain 50 --max-size 2 \\
+            --out qwen.npz --cache judgments.sqlite
+    """
+    ap = argparse.ArgumentParser(
+        prog="penguin-gym build-table",
+        description="Score every revealed subset of a set of scenarios with a judge and save the table (.npz). "
+        "Resumable: run the same command again to continue.",
+    )
+    ap.add_argument(
+        "--judge",
+        default="simulated",
+        help="judge spec: 'simulated', 'simulated:<responder>', 'simulated@<params.json>', or an LLM "
+        "judge 'llm:<backend spec>' with a backend spec 'openai:<model>@<base_url>' or "
+        "'hf:<model id or path>' (the responder; default 'simulated')",
+    )
+    ap.add_argument(
+        "--judge-model",
+        default=None,
+        help="backend spec of the judge LLM when it differs from the responder (LLM judges)",
+    )
+    ap.add_argument("--api-key-env", default=None, help="environment variable holding the API key (openai backends)")
+    ap.add_argument(
+        "--backend-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="backend constructor option, repeatable (concurrency=16, timeout=60, device=cuda, "
+        "dtype=bfloat16, batch_size=32)",
+    )
+    ap.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of LLM judges (0.7)")
+    ap.add_argument("--max-tokens", type=int, default=512, help="responder reply length limit (512)")
+    ap.add_argument("--retries", type=int, default=2, help="re-asks of the judge LLM after an unparseable reply (2)")
+    ap.add_argument(
+        "--source", default="synthetic", help="scenario source: 'synthetic', a .json/.jsonl file or a HF id"
+    )
+    ap.add_argument(
+        "--domains",
+        nargs="+",
+        default=None,
+        choices=list(DOMAINS),
+        metavar="DOMAIN",
+        help=f"domains (default all): {' '.join(DOMAINS)}",
+    )
+    ap.add_argument("--split", choices=["train", "test"], default=None, help="scenario split (default both)")
+    ap.add_argument("--n-per-domain", type=int, default=None, help="scenarios per domain (default: all)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic generator")
+    ap.add_argument("--max-size", type=int, default=None, help="largest subset size (default: all 1,024 subsets)")
+    ap.add_argument("--out", required=True, help="the table file (.npz); an existing one is resumed")
+    ap.add_argument(
+        "--cache",
+        default=None,
+        help="SQLite judgment cache (default for LLM judges: <out>.judgments.sqlite; 'none' disables)",
+    )
+    ap.add_argument("--chunk-size", type=int, default=None, help="judgments per batch (default 64 for LLM judges)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from penguin_gym.data import load_scenarios
+    from penguin_gym.judges.cache import CachedJudge
+
+    try:
+        scenarios = load_scenarios(
+            args.source, domains=args.domains, split=args.split, n_per_domain=args.n_per_domain, seed=args.seed
+        )
+        if not scenarios:
+            raise ConfigError("no scenarios match the --source/--domains/--split options")
+        judge = make_build_judge(args)
+        is_llm = not callable(getattr(judge, "bind", None))
+        cache = args.cache
+        if cache is None and is_llm:
+            cache = str(Path(args.out).with_suffix("")) + ".judgments.sqlite"
+        if cache and cache.lower() != "none":
+            judge = CachedJudge(judge, cache, chunk_size=args.chunk_size or 64)
+            print(f"judgments cached in {cache}", file=sys.stderr)
+        t0 = time.perf_counter()
+        table = ScoreTable.build(
+            judge,
+            scenarios,
+            max_size=args.max_size,
+            path=args.out,
+            progress=not args.no_progress,
+            chunk_size=args.chunk_size,
+        )
+    except JudgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except PenguinError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    dt = time.perf_counter() - t0
+    safety = np.nanmean(table.values, axis=2)
+    print(
+        f"{args.out}: {len(table.ids)} scenarios x {table.masks.size} subsets by {table.judge_name} "
+        f"in {dt:.1f}s; mean safety context-free {np.nanmean(safety[:, 0]):.2f}"
+        + (f", full profile {np.nanmean(safety[:, -1]):.2f}" if table.masks[-1] == _ALL - 1 else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""LLMJudge and the OpenAI-compatible backend against a real local HTTP server that misbehaves on cue.
+
+The server (tests/llm_server.py) listens on 127.0.0.1 and answers from a script: good replies, slow
+replies, 500s, 429s, hangs past the client's timeout, truncated JSON and garbage. No network, no key:
+the "key" is a fake the tests put in the environment, and they check it never reaches a log line, a
+judge name, a pickle or the cache file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from penguin_gym.data import load_scenarios
+from penguin_gym.error import BackendError, ConfigError, DependencyNotInstalled, JudgeBatchError
+from penguin_gym.judges.backends import OpenAICompatible, make_backend
+from penguin_gym.judges.cache import CachedJudge
+from penguin_gym.judges.llm import LLMJudge
+from penguin_gym.judges.rubric import JUDGE_SYSTEM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from llm_server import Disconnect, Hang, Raw, Reply, ScriptedOpenAIServer, Status  # noqa: E402
+
+SECRET = "sk-test-SECRET-9f8e7d6c5b4a"
+KEY_ENV = "PENGUIN_TEST_API_KEY"
+USER = [{"role": "user", "content": "hello"}]
+
+
+def _rubric(a: int, b: int, c: int) -> str:
+    return (
+        f"**Risk Sensitivity**\nScore: {a}/5\nJustification: ok.\n\n**Emotional Empathy**\nScore: {b}/5\n\n"
+        f"**Personalization**\nScore: {c}/5\n\nComprehensive Score: {a + b + c}/15"
+    )
+
+
+def _answer_or_grade(body: dict) -> str:
+    """A well-behaved model: answers queries, grades answers by how much background the responder had."""
+    messages = body["messages"]
+    if messages[0]["content"] == JUDGE_SYSTEM:
+        n = int(messages[1]["content"].split("[knew ")[1].split("]")[0])
+        return _rubric(min(5, 2 + n), 3, min(5, 1 + n))
+    return f"Here is my advice. [knew {messages[0]['content'].count(chr(10) + '- ')}]"
+
+
+@pytest.fixture
+def key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    return SECRET
+
+
+@pytest.fixture(scope="module")
+def scenarios():
+    return load_scenarios(domains="Health", n_per_domain=20)
+
+
+def _backend(server: ScriptedOpenAIServer, **kwargs) -> OpenAICompatible:
+    kwargs.setdefault("api_key_env", KEY_ENV)
+    kwargs.setdefault("backoff", 0.01)
+    kwargs.setdefault("timeout", 5.0)
+    return OpenAICompatible("test-model", server.url, **kwargs)
+
+
+def test_judge_end_to_end_and_key_never_logged(key, scenarios, caplog, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    with ScriptedOpenAIServer(_answer_or_grade) as server:
+        backend = make_backend(f"openai:test-model@{server.url}", api_key_env=KEY_ENV, backoff=0.01)
+        judge = LLMJudge(backend, temperature=0.7, max_tokens=128)
+        revealed = [
+            frozenset(),
+            frozenset({"Age"}),
+            frozenset({"Age", "Mental Health Status"}),
+            frozenset({"Age", "Gender", "Profession"}),
+        ]
+        out = judge.score_many(scenarios[:4], revealed)
+        assert [s.risk_sensitivity for s in out] == [2, 3, 4, 5]
+        assert [s.personalization for s in out] == [1, 2, 3, 4]
+        assert out[1].response == "Here is my advice. [knew 1]" and "Comprehensive Score: 8/15" in out[1].raw
+        assert server.request_count == 8
+        first = server.requests[0]
+        assert first.path == "/v1/chat/completions"
+        assert first.headers["Authorization"] == f"Bearer {key}"  # the key is used...
+        assert first.body["model"] == "test-model" and first.body["temperature"] == 0.7
+        assert first.body["max_tokens"] == 128
+        # ...and stored nowhere: not in the name, the repr, a pickle, the logs or the cache file.
+        cached = CachedJudge(judge, tmp_path / "judgments.sqlite")
+        cached.score_many(scenarios[4:6], revealed[:2])
+        cached.close()
+    assert key not in judge.name and key not in repr(backend) and key.encode() not in pickle.dumps(backend)
+    assert key not in caplog.text
+    assert all(key not in str(r.args) for r in caplog.records)
+    assert any("HTTP Request" in r.getMessage() for r in caplog.records)  # httpx did log; without the key
+    for f in tmp_path.iterdir():
+        assert key.encode() not in f.read_bytes(), f
+
+
+def test_concurrent_requests_respect_the_limit(key):
+    with ScriptedOpenAIServer(default=Reply("slow", delay=0.2)) as server:
+        backend = _backend(server, concurrency=4)
+        t0 = time.perf_counter()
+        replies = backend.chat([USER] * 8)
+        elapsed = time.perf_counter() - t0
+    assert replies == ["slow"] * 8
+    assert server.peak_in_flight == 4
+    assert elapsed < 8 * 0.2 * 0.6  # about 2 rounds of 0.2 s, not 8
+
+
+def test_retries_on_500_429_timeouts_truncated_json_and_garbage(key, caplog):
+    caplog.set_level(logging.WARNING)
+    script = [
+        Status(500, {"error": {"message": "internal"}}),
+        Status(429, {"error": {"message": "rate limited"}}, headers={"Retry-After": "0"}),
+        Hang(2.0),
+        Raw('{"choices": [{"message": {"content": "Risk Sens'),  # truncated JSON
+        Raw("<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
+        Raw(json.dumps({"choices": []})),  # valid JSON, not a completion
+        Disconnect(),
+        Status(503, "upstream unavailable"),
+        "finally",
+    ]
+    with ScriptedOpenAIServer(script) as server:
+        backend = _backend(server, retries=8, timeout=0.3, max_backoff=0.05)
+        assert backend.chat([USER]) == ["finally"]
+        assert server.request_count == 9
+    text = caplog.text
+    for expected in ("HTTP 500", "HTTP 429", "timed out", "malformed response", "connection error", "HTTP 503"):
+        assert expected in text, expected
+    assert key not in text
+
+
+def test_failure_after_retries_is_loud(key):
+    with ScriptedOpenAIServer(default=Status(500, "boom")) as server:
+        backend = _backend(server, retries=2)
+        with pytest.raises(BackendError, match=r"failed after 3 attempts: HTTP 500"):
+            backend.chat([USER])
+        assert server.request_count == 3
+
+
+def test_client_errors_are_not_retried_and_redacted(key):
+    with ScriptedOpenAIServer(
+        default=Status(401, {"error": {"message": f"Incorrect API key provided: {SECRET}"}})
+    ) as s:
+        backend = _backend(s, retries=3)
+        with pytest.raises(BackendError) as info:
+            backend.chat([USER])
+        assert s.request_count == 1
+    message = str(info.value)
+    assert "HTTP 401" in message and KEY_ENV in message and SECRET not in message
+
+
+def test_one_failed_conversation_fails_the_batch(key):
+    def script(body):
+        return Status(500, "nope") if body["messages"][0]["content"] == "bad" else Reply("ok")
+
+    with ScriptedOpenAIServer(script) as server:
+        backend = _backend(server, retries=1, concurrency=2)
+        with pytest.raises(BackendError, match=r"1 of 3 requests failed \(0 not sent\)"):
+            backend.chat([USER, [{"role": "user", "content": "bad"}], USER])
+        # one worker: once the first conversation has failed, the queued ones are not sent
+        backend = _backend(server, retries=1, concurrency=1)
+        before = server.request_count
+        with pytest.raises(BackendError, match=r"1 of 5 requests failed"):
+            backend.chat([[{"role": "user", "content": "bad"}]] + [USER] * 4)
+        assert server.request_count - before <= 3
+
+
+def test_missing_dependencies_give_the_install_hint(monkeypatch, key):
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    with pytest.raises(DependencyNotInstalled, match=r'pip install "penguin-gym\[llm\]"'):
+        OpenAICompatible("m", "http://localhost:8000/v1")
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(DependencyNotInstalled, match=r'pip install "penguin-gym\[llm\]"'):
+        make_backend("hf:some/model")
+
+
+def test_judges_pickle_without_the_key(key, scenarios, tmp_path):
+    with ScriptedOpenAIServer(_answer_or_grade) as server:
+        cached = CachedJudge(LLMJudge(_backend(server)), tmp_path / "c.sqlite")
+        blob = pickle.dumps(cached)
+        assert key.encode() not in blob
+        clone = pickle.loads(blob)  # e.g. in a SubprocVecEnv worker: the key is read from its environment
+        assert clone.score(scenarios[0], frozenset({"Age"})).risk_sensitivity == 3
+        assert server.requests[-1].headers["Authorization"] == f"Bearer {key}"
+        assert clone.name == cached.name
+
+
+def test_garbage_judge_replies_become_recorded_failures(key, scenarios, caplog):
+    def script(body):
+        messages = body["messages"]
+        if messages[0]["content"] != JUDGE_SYSTEM:
+            return Reply("An answer.")
+        if scenarios[1].query in messages[1]["content"]:
+            return Reply("lorem ipsum dolor sit amet, 42!")  # valid HTTP, unparseable judgment
+        return Reply(_rubric(4, 4, 4))
+
+    caplog.set_level(logging.WARNING)
+    with ScriptedOpenAIServer(script) as server:
+        judge = LLMJudge(_backend(server), retries=2)
+        with pytest.raises(JudgeBatchError) as info:
+            judge.score_many(scenarios[:3], [frozenset()] * 3)
+        assert server.request_count == 3 + 3 + 2  # answers, judgments, two retries of the bad one
+    err = info.value
+    assert err.results[0].safety == 4 and err.results[1] is None and err.results[2].safety == 4
+    assert err.failures[0].raw == ("lorem ipsum dolor sit amet, 42!",) * 3
+    assert scenarios[1].id in str(err) and scenarios[1].id in caplog.text
+
+
+def test_missing_key_fails_in_the_constructor_naming_the_variable(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    with pytest.raises(ConfigError, match="NO_SUCH_KEY_VAR"):
+        OpenAICompatible("gpt-4o", "https://api.example.com/v1", api_key_env="NO_SUCH_KEY_VAR")
+    with pytest.raises(ConfigError, match="NO_SUCH_KEY_VAR"):
+        make_backend("openai:gpt-4o", api_key_env="NO_SUCH_KEY_VAR")
+
+
+def test_localhost_needs_no_key(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    with ScriptedOpenAIServer(["hi"]) as server:
+        backend = OpenAICompatible("m", server.url, api_key_env="NO_SUCH_KEY_VAR")
+        assert backend.chat([USER]) == ["hi"]
+        assert "Authorization" not in server.requests[0].headers
+
+
+def test_spec_strings_and_urls(key):
+    b = make_backend("openai:meta-llama/Llama-3.1-8B-Instruct@http://localhost:8000/v1", api_key_env=KEY_ENV)
+    assert b.model == "meta-llama/Llama-3.1-8B-Instruct" and b.url == "http://localhost:8000/v1/chat/completions"
+    assert b.name == "openai:meta-llama/Llama-3.1-8B-Instruct@http://localhost:8000/v1"
+    assert make_backend("openai:m@http://localhost:11434").url == "http://localhost:11434/v1/chat/completions"
+    azure = OpenAICompatible(
+        "my-deployment", "https://res.openai.azure.com", api_key_env=KEY_ENV, api_version="2024-06-01"
+    )
+    assert azure.url.endswith("/openai/deployments/my-deployment/chat/completions?api-version=2024-06-01")
+    assert azure._request_headers()["api-key"] == key and "Authorization" not in azure._request_headers()
+    with pytest.raises(ConfigError, match="base_url"):
+        OpenAICompatible("m", "localhost:8000")
+
+
+def test_penguin_gym_import_stays_light():
+    code = (
+        "import sys, penguin_gym, penguin_gym.judges, penguin_gym.judges.backends, penguin_gym.judges.llm, "
+        "penguin_gym.judges.cache, penguin_gym.judges.table, penguin_gym.judges.refit\n"
+        "from penguin_gym.judges import LLMJudge, CachedJudge, ScoreTable, refit, make_backend\n"
+        "heavy = [m for m in ('httpx', 'torch', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

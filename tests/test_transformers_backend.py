@@ -1,0 +1,215 @@
+"""The transformers backend on a tiny Llama built here from a config (random weights, no download).
+
+The tokenizer is a byte-level BPE trained in the test on the rubric prompts (``tokenizers``), wrapped in
+``PreTrainedTokenizerFast`` with a chat template string set in the test.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+from penguin_gym.data import ATTRIBUTES, load_scenarios  # noqa: E402
+from penguin_gym.error import BackendError, ConfigError, JudgeBatchError  # noqa: E402
+from penguin_gym.judges.backends import Transformers, make_backend  # noqa: E402
+from penguin_gym.judges.llm import LLMJudge  # noqa: E402
+from penguin_gym.judges.rubric import JUDGE_TEMPLATE, RUBRIC, judge_messages, responder_messages  # noqa: E402
+
+TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+SPECIALS = ["<pad>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+RUBRIC_REPLY = (
+    "Risk Sensitivity\nScore: 4/5\nJustification: Names the risk.\nEmotional Empathy\nScore: 3/5\n"
+    "Justification: Kind.\nPersonalization\nScore: 5/5\nJustification: Fits the user.\n"
+    "Comprehensive Score: 12/15"
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: a tiny model gains nothing from more, and on a busy machine they spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def scenarios():
+    return load_scenarios(domains="Health", n_per_domain=20)
+
+
+def build(scenarios, reply: str | None = None, *, max_positions: int = 4096, seed: int = 0):
+    """A tiny Llama + tokenizer. With ``reply``, the weights make it write ``reply`` after any prompt."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    corpus = [JUDGE_TEMPLATE, RUBRIC] + [m["content"] for s in scenarios[:5] for m in judge_messages(s, "")]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=1024,
+            special_tokens=SPECIALS,
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    pieces = re.findall(r".*?\n|.+$", reply) if reply else []  # one added token per line (all distinct)
+    assert len(set(pieces)) == len(pieces)
+    tok.add_tokens([AddedToken(p, normalized=False) for p in pieces])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<|end|>")
+    tokenizer.chat_template = TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config).eval()
+    if pieces:
+        # Zero output projections: the residual stream is the current token's embedding, so the next
+        # token is a function of the current one; chain <|assistant|> -> line 1 -> ... -> <|end|>.
+        chain = [tokenizer.convert_tokens_to_ids(t) for t in ["<|assistant|>", *pieces, "<|end|>"]]
+        with torch.no_grad():
+            for layer in model.model.layers:
+                layer.self_attn.o_proj.weight.zero_()
+                layer.mlp.down_proj.weight.zero_()
+            basis = torch.linalg.qr(torch.randn(32, 32))[0].T  # orthonormal rows
+            for k, (cur, nxt) in enumerate(zip(chain[:-1], chain[1:], strict=True)):
+                model.model.embed_tokens.weight[cur] = basis[k]
+                model.lm_head.weight[nxt] = 20.0 * basis[k]
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def random_model(scenarios):
+    return build(scenarios)
+
+
+def _conversations(scenarios):
+    return [responder_messages(s, frozenset(ATTRIBUTES[:k])) for k, s in enumerate(scenarios[:5])]
+
+
+def test_batched_generation_is_left_padded_and_matches_one_by_one(scenarios, random_model):
+    model, tokenizer = random_model
+    convs = _conversations(scenarios)
+    seen = []
+    original = model.generate
+
+    def spy(**kwargs):
+        seen.append((kwargs["input_ids"].clone(), kwargs["attention_mask"].clone()))
+        return original(**kwargs)
+
+    batched = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=2, name="tiny")
+    model.generate = spy
+    try:
+        out_batched = batched.chat(convs, temperature=0.0, max_tokens=12)
+    finally:
+        del model.generate
+    assert batched.generate_calls == 3 and len(seen) == 3
+    ids, mask = seen[0]
+    assert ids.shape[0] == 2 and not bool(mask.all())  # two prompts of different lengths
+    assert bool(mask[:, -1].all())  # left padding: every row ends with a real token
+    short = int(mask.sum(dim=1).argmin())
+    assert int(mask[short, 0]) == 0 and int(ids[short, 0]) == tokenizer.pad_token_id
+    single = pickle.loads(
+        pickle.dumps(Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=1, name="tiny"))
+    )
+    out_single = single.chat(convs, temperature=0.0, max_tokens=12)  # a pickled copy (as in a worker process)
+    assert single.generate_calls == 5
+    assert out_batched == out_single
+    assert all(isinstance(t, str) for t in out_batched) and any(out_batched)
+    assert tokenizer.padding_side == "left"
+
+
+def test_sampling_returns_one_reply_per_conversation(scenarios, random_model):
+    model, tokenizer = random_model
+    backend = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=8, seed=3, name="tiny")
+    convs = _conversations(scenarios)
+    state = torch.random.get_rng_state()
+    a = backend.chat(convs, temperature=0.9, max_tokens=8)
+    b = backend.chat(convs, temperature=0.9, max_tokens=8)
+    assert len(a) == len(convs) and a == b  # seeded sampling repeats...
+    assert torch.equal(torch.random.get_rng_state(), state)  # ...without touching the global RNG
+    unseeded = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=8, name="tiny")
+    assert unseeded.chat(convs, temperature=0.9, max_tokens=8) != unseeded.chat(convs, temperature=0.9, max_tokens=8)
+
+
+def test_gumbel_sampling_draws_from_the_tempered_softmax():
+    from penguin_gym.judges.backends import _GumbelSampling
+
+    sampler = _GumbelSampling(0.7, torch.Generator().manual_seed(0))
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]]).repeat(100_000, 1)
+    draws = sampler(None, logits).argmax(dim=-1)
+    freq = torch.bincount(draws, minlength=5).double() / draws.numel()
+    expected = torch.softmax(logits[0].double() / 0.7, dim=-1)
+    assert torch.allclose(freq, expected, atol=0.005) and freq[4] == 0
+
+
+def test_judge_on_unparseable_local_output_records_failures(scenarios, random_model):
+    model, tokenizer = random_model
+    backend = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=8, name="tiny")
+    judge = LLMJudge(backend, temperature=0.7, max_tokens=16, judge_max_tokens=24, retries=1)
+    with pytest.raises(JudgeBatchError) as info:
+        judge.score_many(scenarios[:3], [frozenset(), frozenset({"Age"}), frozenset(ATTRIBUTES)])
+    err = info.value
+    assert err.results == [None, None, None]
+    assert len(err.failures) == 3 and all(len(f.raw) == 2 for f in err.failures)
+    assert backend.generate_calls == 3  # 1 responder batch + 2 judge batches (first try and retry)
+    assert len(judge.failures) == 3
+
+
+def test_judge_on_a_local_model_that_follows_the_rubric(scenarios):
+    model, tokenizer = build(scenarios, RUBRIC_REPLY)
+    backend = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=4, name="tiny-rubric")
+    judge = LLMJudge(backend, max_tokens=32, judge_max_tokens=32)
+    out = judge.score_many(scenarios[:6], [frozenset(ATTRIBUTES[:k]) for k in range(6)])
+    assert [(s.risk_sensitivity, s.emotional_empathy, s.personalization) for s in out] == [(4, 3, 5)] * 6
+    assert out[0].raw == RUBRIC_REPLY
+    assert backend.generate_calls == 4  # 6 answers and 6 judgments in batches of 4
+    assert "responder=tiny-rubric" in judge.name
+
+
+def test_load_from_a_local_path_by_spec(scenarios, random_model, tmp_path):
+    model, tokenizer = random_model
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    backend = make_backend(f"hf:{tmp_path / 'tiny'}", device="cpu", dtype="bfloat16", batch_size=4)
+    assert backend.name == f"hf:{tmp_path / 'tiny'}"
+    assert backend.model.dtype == torch.bfloat16
+    assert len(backend.chat(_conversations(scenarios)[:2], temperature=0.0, max_tokens=4)) == 2
+    with pytest.raises(ConfigError, match="dtype"):
+        make_backend(f"hf:{tmp_path / 'tiny'}", device="cpu", dtype="float9")
+    with pytest.raises(ConfigError, match="cannot load"):
+        make_backend(f"hf:{tmp_path / 'missing'}", device="cpu")
+
+
+def test_configuration_errors(scenarios):
+    model, tokenizer = build(scenarios, max_positions=128)
+    with pytest.raises(ConfigError, match="tokenizer"):
+        Transformers(model, device="cpu")
+    tokenizer.chat_template = None
+    with pytest.raises(ConfigError, match="chat template"):
+        Transformers(model, tokenizer=tokenizer, device="cpu")
+    backend = Transformers(model, tokenizer=tokenizer, device="cpu", chat_template=TEMPLATE)
+    with pytest.raises(BackendError, match="exceeds the model's 128 positions"):
+        backend.chat([judge_messages(scenarios[0], "an answer")], max_tokens=8)
