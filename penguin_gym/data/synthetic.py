@@ -282,7 +282,7 @@ def generate_domain(domain: str, n: int = SCENARIOS_PER_DOMAIN, seed: int = 0) -
                 continue
             variants = texts[attr][value]
             if any(v[2] > 0 or v[3] < 200 for v in variants):  # only age-bound texts need the filter
-                variants = [v for v in variants if v[2] <= age <= v[3]] or variants[:1]
+                variants = tuple(v for v in variants if v[2] <= age <= v[3]) or variants[:1]
             text, delta = variants[int(cols["text_u"][i, ATTRIBUTES.index(attr)] * len(variants))][:2]
             profile[attr] = text
             severity[attr] = float(min(1.0, max(0.0, base + delta)))
