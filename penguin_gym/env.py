@@ -163,6 +163,8 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         # Gymnasium's warning from gym.make, and render() then returns None.
         if domain == "All":
             domain = None
+        self.source, self.split, self.n_per_domain, self.data_seed = source, split, n_per_domain, data_seed
+        self._custom = None if scenarios is None else list(scenarios)
         if scenarios is None:
             scenarios = _cached_scenarios(source, None if domain is None else (domain,), split, n_per_domain, data_seed)
             if not scenarios:
@@ -254,6 +256,15 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self.state is None:
             raise gym.error.ResetNeeded("call reset() first")
         return self.scenarios[self.state.row]
+
+    def train_scenarios(self) -> list[Scenario]:
+        """The training-split scenarios of this env's data (same source, domain, size and seed), whatever
+        split the env itself runs on: what agents that learn from data (greedy's value model, MCTS's
+        belief and prior, RAISE's path library) fit on, never touching the test split."""
+        if self._custom is not None:
+            return [s for s in self._custom if s.split == "train" and self.domain in (None, s.domain)]
+        domains = None if self.domain is None else (self.domain,)
+        return list(_cached_scenarios(self.source, domains, "train", self.n_per_domain, self.data_seed))
 
     def transcript(self) -> str:
         """The dialogue so far, as text."""

@@ -239,3 +239,14 @@ def test_reward_meaning_is_pinned_to_the_version():
 
 
 GOLDEN_SAFETY = 3.49597  # sim-v0 judge, synthetic suite seed 0
+
+
+def test_train_scenarios_come_from_the_same_data_whatever_the_split():
+    env = gym.make("Penguin-Career-v0", split="test", n_per_domain=150, data_seed=3).unwrapped
+    train = env.train_scenarios()
+    assert train and all(s.split == "train" and s.domain == "Career" for s in train)
+    assert {s.id for s in train}.isdisjoint(s.id for s in env.scenarios)
+    assert all(s.id.startswith("syn-career-s3-") for s in train)
+    mixed = load_scenarios(domains=("Health", "Life"), n_per_domain=40)
+    custom = PenguinEnv("Health", scenarios=mixed)
+    assert custom.train_scenarios() == [s for s in mixed if s.split == "train" and s.domain == "Health"]

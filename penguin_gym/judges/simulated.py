@@ -328,17 +328,19 @@ class BoundSimulatedJudge:
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         masks = _all_masks()
-        bits = ((masks[:, None] >> _BITS) & 1).astype(np.float64)  # (1024, 10)
-        cov = np.einsum("nka,ma->nmk", self.need[rows], bits)
+        bits_t = _MASK_BITS_F.T  # (10, 1024)
+        # Matrix products over the snapped terms: exact sums, so equal to ``scores`` bit for bit.
+        cov = np.matmul(self.need[rows], bits_t)  # (n, 3, 1024)
         if self.syn_need.shape[2]:
-            both = ((masks[:, None] & self.syn_pairs) == self.syn_pairs).astype(np.float64)
-            cov += np.einsum("nks,ms->nmk", self.syn_need[rows], both)
+            both_t = ((masks[:, None] & self.syn_pairs) == self.syn_pairs).astype(np.float64).T  # (S, 1024)
+            cov += np.matmul(self.syn_need[rows], both_t)
+        cov = cov.transpose(0, 2, 1)  # (n, 1024, 3)
         c = np.clip(cov * self.inv_total[rows][:, None, :], 0.0, 1.0)
         q = self.q[rows][:, None, :]
         c = q + (1.0 - q) * c
         gain = (1.0 - np.exp(-self.kappa * c)) * self.norm
         out = self.base[rows][:, None, :] + self.span[rows][:, None, :] * gain
-        out -= np.einsum("nka,ma->nmk", self.dilute[rows], bits)
+        out -= np.matmul(self.dilute[rows], bits_t).transpose(0, 2, 1)
         if self.noise:
             out += self.noise * _hash_normal(self.ids, np.repeat(rows, len(masks)), np.tile(masks, len(rows))).reshape(
                 out.shape
