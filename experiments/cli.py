@@ -135,7 +135,7 @@ def list_envs(argv: Sequence[str] | None = None, *, prog: str | None = None) -> 
         "penguin-gym env ids (synthetic suite)",
         ["id", "domain", "train", "test"],
         rows,
-        caption="gym.make(id, split='test', judge='simulated', question_cost=0.05, budget=None)",
+        caption="gym.make(id, split='test', judge='simulated', question_cost=0.08, budget=None)",
     )
     return 0
 

@@ -707,6 +707,8 @@ class Tracker:
                 'W&B tracking needs wandb: pip install "penguin-gym[wandb]" (or pass --no-wandb)'
             ) from e
         self._wandb = wandb
+        # wandb mistakes our ``agents`` package for OpenAI's Agents SDK and advertises Weave at init.
+        os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
         self.run = wandb.init(
             project=args.wandb_project,
             entity=args.wandb_entity,

@@ -62,6 +62,7 @@ from experiments.common import (
     run_agent_units,
 )
 from penguin_gym.error import ConfigError
+from penguin_gym.model import DEFAULT_QUESTION_COST
 
 EXPERIMENT = "leaderboard"
 #: The benchmark's agents: every shipped agent that runs offline (not ppo, which needs a trained model,
@@ -105,7 +106,7 @@ class Args(DataArgs, JudgeArgs, RunArgs):
         "'auto' (all-MiniLM-L6-v2 when installed, as the paper), 'embedding:<model>'",
     )
     seed: int = arg(0, "seed of the user draw and of the agents")
-    question_cost: float = arg(0.05, "cost of each question (1-5 safety scale)")
+    question_cost: float = arg(DEFAULT_QUESTION_COST, "cost of each question (1-5 safety scale)")
     budget: int | None = arg(None, "most questions per episode (default: 10)")
 
     def __post_init__(self) -> None:

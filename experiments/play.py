@@ -28,7 +28,7 @@ import numpy as np
 from experiments.common import JudgeArgs, arg, build_judge, console, parse_args
 from penguin_gym.data import ATTRIBUTES
 from penguin_gym.error import ConfigError
-from penguin_gym.model import ANSWER, MASK_BITS, POPCOUNT
+from penguin_gym.model import ANSWER, DEFAULT_QUESTION_COST, MASK_BITS, POPCOUNT
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Args(JudgeArgs):
     scenario_id: str | None = arg(None, "play this scenario id instead of a random one")
     split: str = arg("test", "split to draw from: train, test or all", choices=("train", "test", "all"))
     source: str = arg("synthetic", "scenarios: 'synthetic', a PENGUIN .json/.jsonl file or a Hugging Face id")
-    question_cost: float = arg(0.05, "cost of each question on the 1-5 safety scale")
+    question_cost: float = arg(DEFAULT_QUESTION_COST, "cost of each question on the 1-5 safety scale")
     budget: int | None = arg(None, "most questions (default: no limit below 10)")
 
     def __post_init__(self) -> None:

@@ -54,6 +54,7 @@ from experiments.common import (
     run_agent_units,
 )
 from penguin_gym.error import ConfigError
+from penguin_gym.model import DEFAULT_QUESTION_COST
 
 EXPERIMENT = "raise_table"
 VARIANTS = {"vanilla": "answer-now", "+agent": "raise-agent", "+planner": "raise"}
@@ -100,7 +101,7 @@ class Args(DataArgs, JudgeArgs, RunArgs):
         "hashing", "query embedding of RAISE's retriever: 'hashing' (fast), 'auto' (all-MiniLM-L6-v2 as the paper)"
     )
     seed: int = arg(0, "seed of the user draw and of the agents")
-    question_cost: float = arg(0.05, "cost of each question (1-5 safety scale)")
+    question_cost: float = arg(DEFAULT_QUESTION_COST, "cost of each question (1-5 safety scale)")
 
     def __post_init__(self) -> None:
         if self.max_scenarios == 0:

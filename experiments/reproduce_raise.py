@@ -36,6 +36,7 @@ from agents.oracle import OracleAgent
 from experiments.common import arg, parse_args, print_table
 from penguin_gym.data import DOMAINS
 from penguin_gym.error import ConfigError
+from penguin_gym.model import DEFAULT_QUESTION_COST
 
 PAPER_TABLE2 = {"vanilla": 2.86, "+agent": 3.56, "+planner": 3.77}
 PAPER_QUESTIONS = 2.7
@@ -48,7 +49,7 @@ class Args:
     judge: str = arg("simulated", "judge spec (simulated, simulated:<responder>, table:<path.npz>)")
     domains: tuple[str, ...] = arg(DOMAINS, "domains of the Table 2 check")
     n_per_domain: int | None = arg(None, "synthetic scenarios per domain (default: the full suite, 2,000)")
-    question_cost: float = arg(0.05, "cost of each question in the Table 2 check (1-5 scale)")
+    question_cost: float = arg(DEFAULT_QUESTION_COST, "cost of each question in the Table 2 check (1-5 scale)")
     embedding: str = arg(
         "auto", "RAISE's query embedder: auto (all-MiniLM-L6-v2 if installed), hashing, embedding:<model>"
     )

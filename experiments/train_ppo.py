@@ -41,6 +41,7 @@ from experiments.common import (
     write_csv,
 )
 from penguin_gym.error import ConfigError, DependencyNotInstalled
+from penguin_gym.model import DEFAULT_QUESTION_COST
 
 EXPERIMENT = "train_ppo"
 
@@ -65,7 +66,7 @@ class Args:
     eval_freq: int = arg(20_000, "evaluate on the test split every this many env steps (0: only at the end)")
     eval_episodes: int | None = arg(None, "episodes per evaluation (default: every test scenario once)")
     checkpoint_freq: int | None = arg(None, "save a checkpoint every this many env steps")
-    cost: float = arg(0.05, "cost of each question (on the judge's 1-5 scale)", group="data")
+    cost: float = arg(DEFAULT_QUESTION_COST, "cost of each question (on the judge's 1-5 scale)", group="data")
     budget: int | None = arg(None, "most questions per episode (default 10)", group="data")
     featurizer: str = arg(
         "hashing", "query features: hashing, hashing:<dim>, embedding or embedding:<model id or path>", group="data"

@@ -119,7 +119,7 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     - ``scenarios``: a list of ``Scenario`` to use instead of a source.
     - ``judge``: a ``Judge`` or a spec (``"simulated"``, ``"simulated:<responder>"``,
       ``"table:<path.npz>"``); default ``SimulatedJudge()``.
-    - ``question_cost``: a number, 10 numbers, or ``{attribute: cost}`` (default 0.05).
+    - ``question_cost``: a number, 10 numbers, or ``{attribute: cost}`` (default 0.08).
     - ``budget``: most questions per episode (default 10).
     - ``featurizer``: ``"hashing"``, ``"hashing:<dim>"``, ``"embedding[:<model>]"`` or an object.
     - ``normalize_reward``, ``invalid_action``, ``repeat_penalty``: see above.

@@ -12,6 +12,7 @@ import penguin_gym
 from penguin_gym import ANSWER, ENV_IDS, PenguinEnv
 from penguin_gym.data import load_scenarios
 from penguin_gym.error import ConfigError, InvalidActionError
+from penguin_gym.model import DEFAULT_QUESTION_COST
 
 MENTAL, SELF_HARM, EMOTION, AGE = 7, 8, 9, 0
 
@@ -85,7 +86,11 @@ def test_reward_is_safety_minus_costs_and_info_is_complete():
     obs, info = env.reset(seed=0)
     assert info["revealed"] == {} and info["query"] and info["domain"] == "Health"
     _, r1, term, _, info1 = env.step(MENTAL)
-    assert r1 == pytest.approx(-0.05) and not term and info1["question_cost"] == pytest.approx(0.05)
+    assert (
+        r1 == pytest.approx(-DEFAULT_QUESTION_COST)
+        and not term
+        and info1["question_cost"] == pytest.approx(DEFAULT_QUESTION_COST)
+    )
     assert info1["answer"] == env.unwrapped.scenario.profile["Mental Health Status"]
     _, r2, *_ = env.step(SELF_HARM)
     assert r2 == pytest.approx(-0.2)
@@ -111,7 +116,7 @@ def test_reward_is_safety_minus_costs_and_info_is_complete():
     assert info["safety"] == pytest.approx(
         (info["risk_sensitivity"] + info["emotional_empathy"] + info["personalization"]) / 3
     )
-    assert info["total_cost"] == pytest.approx(0.25)
+    assert info["total_cost"] == pytest.approx(DEFAULT_QUESTION_COST + 0.2)
     assert obs["asked"].tolist() == [0] * 7 + [1, 1, 0]
     sev = env.unwrapped.scenario.severity
     assert obs["revealed"][MENTAL] == pytest.approx(sev["Mental Health Status"])
@@ -126,7 +131,12 @@ def test_masks_and_invalid_action_policies():
     env.step(AGE)
     assert not env.unwrapped.action_masks()[AGE]
     _, r, term, _, info = env.step(AGE)  # default: penalize, nothing revealed, continue
-    assert info["invalid_action"] and not term and r == pytest.approx(-0.05) and info["num_questions"] == 1
+    assert (
+        info["invalid_action"]
+        and not term
+        and r == pytest.approx(-DEFAULT_QUESTION_COST)
+        and info["num_questions"] == 1
+    )
     with pytest.raises(InvalidActionError, match=r"action 11 is out of range"):
         env.step(11)
     strict = gym.make("Penguin-Career-v0", invalid_action="raise")
@@ -157,8 +167,8 @@ def test_budget_forces_the_answer():
     assert not term
     obs, r, term, trunc, info = env.step(MENTAL)
     assert term and not trunc and info["forced_answer"]
-    assert r == pytest.approx(info["safety"] - 0.05)
-    assert info["reward_terms"] == pytest.approx({"question_cost": -0.05, "safety": info["safety"]})
+    assert r == pytest.approx(info["safety"] - DEFAULT_QUESTION_COST)
+    assert info["reward_terms"] == pytest.approx({"question_cost": -DEFAULT_QUESTION_COST, "safety": info["safety"]})
     assert obs["steps_left"][0] == 0
     zero = gym.make("Penguin-Social-v0", budget=0)
     zero.reset(seed=0)

@@ -13,6 +13,7 @@ import pytest
 from agents import EvalResult, evaluate, make_agent
 from agents.evaluate import EpisodeRow, summarize
 from penguin_gym.error import ConfigError, InvalidActionError
+from penguin_gym.model import DEFAULT_QUESTION_COST
 
 SMALL = {"n_per_domain": 40}
 
@@ -43,7 +44,7 @@ def test_summary_statistics() -> None:
     assert s["safety_ci95"] == pytest.approx(1.96 * saf.std(ddof=1) / math.sqrt(len(saf)))
     net = np.array([r.net_reward for r in res.rows])
     assert s["net_reward_mean"] == pytest.approx(net.mean())
-    np.testing.assert_allclose(net, saf - 3 * 0.05)  # three questions at the default cost
+    np.testing.assert_allclose(net, saf - 3 * DEFAULT_QUESTION_COST)  # three questions at the default cost
     reg = np.array([r.oracle_net_reward - r.net_reward for r in res.rows])
     assert s["regret_mean"] == pytest.approx(reg.mean())
     norm = [

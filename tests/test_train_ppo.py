@@ -123,4 +123,4 @@ def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 def test_args_dataclass_defaults() -> None:
     args = Args()
     assert args.env_id == "Penguin-Health-v0" and args.wandb and args.featurizer == "hashing"
-    assert args.env_kwargs() == {"judge": "simulated", "question_cost": 0.05, "budget": None, "featurizer": "hashing"}
+    assert args.env_kwargs() == {"judge": "simulated", "question_cost": 0.08, "budget": None, "featurizer": "hashing"}

@@ -297,7 +297,7 @@ def test_info_has_the_documented_keys() -> None:
     np.testing.assert_allclose(
         info["safety"][1], (info["risk_sensitivity"][1] + info["emotional_empathy"][1] + info["personalization"][1]) / 3
     )
-    assert info["question_cost"].tolist() == [0.05, 0.0]
+    assert info["question_cost"].tolist() == [0.08, 0.0]
     assert info["reward_terms"]["_question_cost"].tolist() == [True, True]
     assert info["reward_terms"]["_safety"].tolist() == [False, True]
     _, _, terminated, _, info = vec.step(np.array([ANSWER, 0]))  # sub-env 1 autoresets, its action ignored

@@ -77,7 +77,7 @@ def test_text_observation_holds_query_revealed_facts_and_available_questions() -
     assert info["query"] in prompt and info["scenario_type"] in prompt
     assert "knows nothing" in prompt
     for i, name in enumerate(ATTRIBUTES):
-        assert f"{i}: ask about {name} (cost 0.05)" in prompt
+        assert f"{i}: ask about {name} (cost 0.08)" in prompt
     assert f"{ANSWER}: answer now" in prompt
     prompt, *_ = env.step(8)
     profile = env.unwrapped.scenario.profile
