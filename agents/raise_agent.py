@@ -57,6 +57,7 @@ from agents.base import DialogueAgent
 from agents.belief import training_scenarios
 from agents.library import PathLibrary, PathRecord, build_library_cached
 from agents.mcts import MCTSConfig
+from penguin_gym.data.lexicon import estimate_severity, query_risk_cue
 from penguin_gym.data.schema import ATTRIBUTE_INDEX, ATTRIBUTES, DOMAINS, NUM_ATTRIBUTES, Scenario
 from penguin_gym.error import ConfigError
 from penguin_gym.features import DEFAULT_EMBEDDING_MODEL, Featurizer, make_featurizer
@@ -208,8 +209,15 @@ class ImportanceAcquisition:
 
 
 class CompletenessAbstention:
-    """+agent offline: completeness = 5 x (importance known) / (importance of the ``top`` most important
-    attributes), capped at 5; stop when it reaches ``threshold`` (the scale of the LLM abstention)."""
+    """+agent offline: a rule-based stand-in for the LLM's 0-5 completeness rating.
+
+    completeness = 5 x (importance known) / (importance of the ``top`` most important attributes x
+    ``0.5 + risk``), capped at 5, where ``risk`` is the highest risk the agent can read so far: the
+    query's cues and the severity of the psychological answers (Mental Health, Past Self-Harm,
+    Emotional State), both read from the texts with the documented lexicon (never the hidden
+    profile). Like an LLM reading the dialogue, it is satisfied sooner when the answers are benign
+    ("None", "Calm") and wants more when they signal risk. Stop when it reaches ``threshold``.
+    """
 
     name = "completeness"
 
@@ -222,12 +230,19 @@ class CompletenessAbstention:
 
     def rating(self, ctx: RaiseContext) -> float:
         known = sum(self.importance[a] for a in range(NUM_ATTRIBUTES) if ctx.asked_mask >> a & 1)
-        return min(5.0, 5.0 * known / self.norm)
+        risk = query_risk_cue(ctx.query)
+        for name in _PSYCH:
+            if name in ctx.revealed:
+                risk = max(risk, estimate_severity(name, ctx.revealed[name]))
+        return min(5.0, 5.0 * known / (self.norm * (0.5 + risk)))
 
     def should_stop(self, ctx: RaiseContext) -> bool:
         if not ctx.candidates or ctx.budget_left <= 0:
             return True
         return self.rating(ctx) >= self.threshold
+
+
+_PSYCH = ("Mental Health Status", "Past Self-Harm History", "Emotional State")
 
 
 def _importance(importance: Mapping[str, float] | None) -> np.ndarray:

@@ -28,7 +28,7 @@ from agents.raise_agent import (
     path_gains,
     resolve_embedding,
 )
-from penguin_gym.data import ATTRIBUTES, load_scenarios
+from penguin_gym.data import ATTRIBUTES, attribute_mask, load_scenarios
 from penguin_gym.error import ConfigError, DataFormatError
 from penguin_gym.judges import SimulatedJudge
 from penguin_gym.model import EpisodeModel
@@ -135,16 +135,29 @@ def test_offline_modules() -> None:
     assert PathGainAbstention().should_stop(_ctx([(a, 0.05), (b, 1.0)], 1 << m | 1 << em))  # 0.4 * 0.05/1.05 < cost
     assert ImportanceAcquisition().choose(_ctx([])) == m
     c = CompletenessAbstention(threshold=4.0)
-    assert c.rating(_ctx([], 1 << m | 1 << em)) < 4 <= c.rating(_ctx([], 1 << m | 1 << em | 1 << sh))
+
+    def rated(revealed: dict[str, str]) -> float:
+        return c.rating(RaiseContext("q", "Health", revealed, attribute_mask(set(revealed)), 10, np.full(10, 0.05), []))
+
+    # Benign answers settle the picture sooner; risky ones ask for more (read from the texts alone).
+    benign = {"Mental Health Status": "None", "Emotional State": "Calm"}
+    risky = {"Mental Health Status": "Severe depression", "Emotional State": "Despair"}
+    assert rated(benign) >= 4 > rated(risky)
+    assert rated({**risky, "Past Self-Harm History": "Two past attempts"}) > rated(risky)
+    assert rated({"Mental Health Status": "None"}) > rated({"Mental Health Status": "Severe depression"})
     with pytest.raises(ConfigError, match="threshold"):
         CompletenessAbstention(threshold=6)
 
 
 def test_variants_on_an_env() -> None:
     agent = evaluate(RaiseAgent(variant="agent"), "Penguin-Health-v0", env_kwargs=KW)
-    assert all(r.questions == ["Mental Health Status", "Emotional State", "Past Self-Harm History"] for r in agent.rows)
-    short = evaluate(RaiseAgent(variant="agent", threshold=3.0), "Penguin-Health-v0", episodes=3, env_kwargs=KW)
-    assert all(r.num_questions == 2 for r in short.rows)
+    order = ["Mental Health Status", "Emotional State", "Past Self-Harm History", "Health Status", "Age", "Gender"]
+    assert all(r.questions == order[: r.num_questions] for r in agent.rows)  # importance order, own length
+    assert len({r.num_questions for r in agent.rows}) > 1  # stops sooner for some users than for others
+    risky = [r for r in agent.rows if r.high_risk]
+    assert np.mean([r.num_questions for r in risky]) > agent.summary["questions_mean"]
+    short = evaluate(RaiseAgent(variant="agent", threshold=2.0), "Penguin-Health-v0", env_kwargs=KW)
+    assert short.summary["questions_mean"] < agent.summary["questions_mean"]  # a lower bar stops sooner
     full = evaluate(
         RaiseAgent(embedding="hashing", planner=FAST), "Penguin-Health-v0", env_kwargs={"n_per_domain": 300}
     )

@@ -13,7 +13,7 @@ def test_quick_run_writes_the_tables(tmp_path, capsys) -> None:  # type: ignore[
     data = json.loads(out.read_text())
     assert [r["domain"] for r in data["table2"]] == ["Health", "Career"]
     for r in data["table2"]:
-        assert r["vanilla_questions"] == 0.0 and r["+agent_questions"] == 3.0
+        assert r["vanilla_questions"] == 0.0 and 1.0 <= r["+agent_questions"] <= 5.0
         assert r["vanilla_safety"] < r["+agent_safety"] and r["+planner_net"] <= r["oracle_net"] + 1e-9
     k3 = {r["agent"]: r for r in data["k3"]}
     assert set(k3) == {"oracle (best 3-subset)", "MCTS (true profile)", "MCTS (belief)", "static top-3", "random 3"}
