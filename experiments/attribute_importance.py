@@ -42,6 +42,7 @@ from experiments.common import (
     mean_ci95,
     parse_args,
     pm,
+    print_results_line,
     print_table,
     progress,
 )
@@ -276,16 +277,8 @@ def _write_outputs(
             {f"{EXPERIMENT}/{d}/{SHORT[a]}/gain": summary["domains"][d]["attributes"][a]["gain"] for a in ATTRIBUTES}
         )
     metrics["eval/safety_baseline"] = b["safety"]
-    tracker.log(metrics)
-    tracker.summary(metrics)
-    tracker.table(f"{EXPERIMENT}/table", cols, table)
-    tracker.table(f"{EXPERIMENT}/domains", dcols, dtable)
-    tracker.images(plots)
-    tracker.finish()
-    print(
-        f"results: {results.path}  ({summary['run']['units'] - summary['run']['resumed_units']} units computed, "
-        f"{summary['run']['resumed_units']} resumed, {summary['run']['wall_s']:.1f}s)"
-    )
+    tracker.report(metrics, [(f"{EXPERIMENT}/table", cols, table), (f"{EXPERIMENT}/domains", dcols, dtable)], plots)
+    print_results_line(results, summary)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

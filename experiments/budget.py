@@ -52,6 +52,7 @@ from experiments.common import (
     mean_ci95,
     parse_args,
     pm,
+    print_results_line,
     print_table,
     run_agent_units,
 )
@@ -278,16 +279,8 @@ def _write_outputs(args: Args, results: ResultsDir, tracker: Tracker, summary: d
     metrics = {f"{EXPERIMENT}/{m}/k{k}/safety": t[m][k]["safety"] for m in args.methods for k in ks}
     metrics["eval/safety_context_free"] = cf["safety"]
     metrics["eval/safety_context_rich"] = cr["safety"]
-    tracker.log(metrics)
-    tracker.summary(metrics)
-    tracker.table(f"{EXPERIMENT}/table", cols, table)
-    tracker.images(plots)
-    tracker.finish()
-    run = summary["run"]
-    print(
-        f"results: {results.path}  ({run['units'] - run['resumed_units']} units computed, {run['resumed_units']} resumed);"
-        f" wall time {run['wall_s']:.1f}s"
-    )
+    tracker.report(metrics, [(f"{EXPERIMENT}/table", cols, table)], plots)
+    print_results_line(results, summary)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

@@ -748,6 +748,32 @@ class Tracker:
             self.run.finish()
             self.run = None
 
+    def report(
+        self,
+        metrics: Mapping[str, float],
+        tables: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]],
+        plots: Mapping[str, Path],
+        *,
+        summary: Mapping[str, Any] | None = None,
+    ) -> None:
+        """An experiment's close: log its metrics (also as the run summary, with ``summary`` added), its
+        tables and plots, then finish the run."""
+        self.log(metrics)
+        self.summary({**metrics, **(summary or {})})
+        for key, columns, rows in tables:
+            self.table(key, columns, rows)
+        self.images(plots)
+        self.finish()
+
+
+def print_results_line(results: ResultsDir, summary: Mapping[str, Any]) -> None:
+    """The last line every experiment prints: where its results are, what it computed and resumed."""
+    run = summary["run"]
+    print(
+        f"results: {results.path}  ({run['units'] - run['resumed_units']} units computed, {run['resumed_units']} resumed);"
+        f" wall time {run['wall_s']:.1f}s"
+    )
+
 
 # -- plots -------------------------------------------------------------------------------------------
 def _plt() -> Any:

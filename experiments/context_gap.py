@@ -42,6 +42,7 @@ from experiments.common import (
     mean_ci95,
     parse_args,
     pm,
+    print_results_line,
     print_table,
     progress,
 )
@@ -298,15 +299,8 @@ def _write_outputs(
             metrics.update({f"{EXPERIMENT}/{r}/{d}/{k}": s[k] for k in ("free", "rich", "gain_pct")})
     metrics["eval/safety_free"] = e["overall"]["free"]
     metrics["eval/safety_rich"] = e["overall"]["rich"]
-    tracker.log(metrics)
-    tracker.summary(metrics)
-    tracker.table(f"{EXPERIMENT}/table", cols, table)
-    tracker.images(plots)
-    tracker.finish()
-    print(
-        f"results: {results.path}  ({summary['run']['units'] - summary['run']['resumed_units']} units computed, "
-        f"{summary['run']['resumed_units']} resumed, {summary['run']['wall_s']:.1f}s)"
-    )
+    tracker.report(metrics, [(f"{EXPERIMENT}/table", cols, table)], plots)
+    print_results_line(results, summary)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

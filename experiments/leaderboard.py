@@ -58,6 +58,7 @@ from experiments.common import (
     parse_agent_options,
     parse_args,
     pm,
+    print_results_line,
     print_table,
     run_agent_units,
 )
@@ -417,18 +418,9 @@ def _write_outputs(
     best = ranking[0] if ranking[0] != "oracle" or len(ranking) == 1 else ranking[1]
     metrics["eval/safety"] = ag[best]["overall"]["safety"]
     metrics["eval/net_reward"] = ag[best]["overall"]["net_reward"]
-    tracker.log(metrics)
-    tracker.summary({**metrics, "leaderboard/best_agent": best})
-    tracker.table(
-        f"{EXPERIMENT}/table", cols, [[None if isinstance(x, float) and math.isnan(x) else x for x in r] for r in table]
-    )
-    tracker.images(plots)
-    tracker.finish()
-    run = summary["run"]
-    print(
-        f"results: {results.path}  ({run['units'] - run['resumed_units']} units computed, {run['resumed_units']} resumed);"
-        f" wall time {run['wall_s']:.1f}s"
-    )
+    clean = [[None if isinstance(x, float) and math.isnan(x) else x for x in r] for r in table]
+    tracker.report(metrics, [(f"{EXPERIMENT}/table", cols, clean)], plots, summary={"leaderboard/best_agent": best})
+    print_results_line(results, summary)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

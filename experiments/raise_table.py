@@ -50,6 +50,7 @@ from experiments.common import (
     parse_agent_options,
     parse_args,
     pm,
+    print_results_line,
     print_table,
     run_agent_units,
 )
@@ -301,16 +302,8 @@ def _write_outputs(
                 metrics[f"{EXPERIMENT}/{r}/{v}/{d}/safety"] = summary["responders"][r]["domains"][d][v]["safety"]
     metrics["eval/safety"] = e["overall"]["+planner"]["safety"]
     metrics["eval/questions"] = e["overall"]["+planner"]["questions"]
-    tracker.log(metrics)
-    tracker.summary(metrics)
-    tracker.table(f"{EXPERIMENT}/table", cols, table)
-    tracker.images(plots)
-    tracker.finish()
-    run = summary["run"]
-    print(
-        f"results: {results.path}  ({run['units'] - run['resumed_units']} units computed, {run['resumed_units']} resumed);"
-        f" wall time {run['wall_s']:.1f}s"
-    )
+    tracker.report(metrics, [(f"{EXPERIMENT}/table", cols, table)], plots)
+    print_results_line(results, summary)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, SupportsFloat
+from typing import Any, NamedTuple, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -38,6 +38,55 @@ def _cached_scenarios(
     # Scenarios are immutable, so every env over the same data shares one list (creating 8 envs or a
     # SubprocVecEnv worker pool does not regenerate 14,000 scenarios each time).
     return tuple(load_scenarios(source, domains=domains, split=split, n_per_domain=n_per_domain, seed=seed))
+
+
+class EpisodeSetup(NamedTuple):
+    """What an env (single or vector) is built on: its data, judge, episode model and featurizer."""
+
+    domain: str | None
+    scenarios: Sequence[Scenario]
+    judge: Judge
+    model: EpisodeModel
+    featurizer: Featurizer
+
+
+def episode_setup(
+    domain: str | None,
+    *,
+    source: str,
+    split: str | None,
+    n_per_domain: int | None,
+    data_seed: int,
+    scenarios: Sequence[Scenario] | None,
+    judge: Judge | str | None,
+    question_cost: CostSpec,
+    budget: int | None,
+    featurizer: str | Featurizer,
+    normalize_reward: bool,
+    invalid_action: InvalidActionPolicy,
+    repeat_penalty: float | None,
+) -> EpisodeSetup:
+    """Resolve an env's keyword arguments (``PenguinEnv`` documents them) into its parts; the single and
+    the vector env share it, so they read the same data and rules from the same arguments."""
+    if domain == "All":
+        domain = None
+    if scenarios is None:
+        scenarios = _cached_scenarios(source, None if domain is None else (domain,), split, n_per_domain, data_seed)
+        if not scenarios:
+            raise ConfigError(f"no scenarios for domain={domain!r}, split={split!r} in source {source!r}")
+    elif domain is not None:
+        scenarios = [s for s in scenarios if s.domain == domain]
+    judge_ = make_judge(judge)
+    model = EpisodeModel(
+        scenarios,
+        judge_,
+        question_cost=question_cost,
+        budget=budget,
+        normalize_reward=normalize_reward,
+        invalid_action=invalid_action,
+        repeat_penalty=repeat_penalty,
+    )
+    return EpisodeSetup(domain, scenarios, judge_, model, make_featurizer(featurizer))
 
 
 def observation_space(query_dim: int) -> spaces.Dict:
@@ -161,28 +210,28 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     ) -> None:
         # An unsupported mode (SB3's make_vec_env asks for "rgb_array" by default) is accepted with
         # Gymnasium's warning from gym.make, and render() then returns None.
-        if domain == "All":
-            domain = None
         self.source, self.split, self.n_per_domain, self.data_seed = source, split, n_per_domain, data_seed
         self._custom = None if scenarios is None else list(scenarios)
-        if scenarios is None:
-            scenarios = _cached_scenarios(source, None if domain is None else (domain,), split, n_per_domain, data_seed)
-            if not scenarios:
-                raise ConfigError(f"no scenarios for domain={domain!r}, split={split!r} in source {source!r}")
-        elif domain is not None:
-            scenarios = [s for s in scenarios if s.domain == domain]
-        self.scenarios: Sequence[Scenario] = scenarios
-        self.judge: Judge = make_judge(judge)
-        self.model = EpisodeModel(
-            scenarios,
-            self.judge,
+        setup = episode_setup(
+            domain,
+            source=source,
+            split=split,
+            n_per_domain=n_per_domain,
+            data_seed=data_seed,
+            scenarios=scenarios,
+            judge=judge,
             question_cost=question_cost,
             budget=budget,
+            featurizer=featurizer,
             normalize_reward=normalize_reward,
             invalid_action=invalid_action,
             repeat_penalty=repeat_penalty,
         )
-        self.featurizer = make_featurizer(featurizer)
+        domain, scenarios = setup.domain, setup.scenarios
+        self.scenarios: Sequence[Scenario] = scenarios
+        self.judge: Judge = setup.judge
+        self.model = setup.model
+        self.featurizer = setup.featurizer
         self._features: dict[int, np.ndarray] = {}
         self._domain_index = [s.domain_index for s in scenarios]
         self._severity32 = self.model.severity.astype(np.float32)
@@ -336,4 +385,4 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         }
 
 
-__all__ = ["ANSWER", "PenguinEnv", "observation_space"]
+__all__ = ["ANSWER", "EpisodeSetup", "PenguinEnv", "episode_setup", "observation_space"]

@@ -19,17 +19,15 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from penguin_gym.data import ATTRIBUTES, DOMAINS, NUM_ATTRIBUTES, Scenario
-from penguin_gym.env import _cached_scenarios, observation_space
+from penguin_gym.env import episode_setup, observation_space
 from penguin_gym.error import ConfigError
-from penguin_gym.features import Featurizer, make_featurizer
+from penguin_gym.features import Featurizer
 from penguin_gym.judges.base import Judge
-from penguin_gym.judges.factory import make_judge
 from penguin_gym.model import (
     DEFAULT_QUESTION_COST,
     MASK_BITS,
     NUM_ACTIONS,
     CostSpec,
-    EpisodeModel,
     InvalidActionPolicy,
 )
 
@@ -137,26 +135,26 @@ class PenguinVectorEnv(VectorEnv):
             ) from e
         if max_episode_steps is not None and int(max_episode_steps) < 1:
             raise ConfigError(f"max_episode_steps = {max_episode_steps} must be >= 1 (or None for no limit)")
-        if domain == "All":
-            domain = None
-        if scenarios is None:
-            scenarios = _cached_scenarios(source, None if domain is None else (domain,), split, n_per_domain, data_seed)
-            if not scenarios:
-                raise ConfigError(f"no scenarios for domain={domain!r}, split={split!r} in source {source!r}")
-        elif domain is not None:
-            scenarios = [s for s in scenarios if s.domain == domain]
-        self.scenarios: Sequence[Scenario] = scenarios
-        self.judge: Judge = make_judge(judge)
-        self.model = EpisodeModel(
-            scenarios,
-            self.judge,
+        setup = episode_setup(
+            domain,
+            source=source,
+            split=split,
+            n_per_domain=n_per_domain,
+            data_seed=data_seed,
+            scenarios=scenarios,
+            judge=judge,
             question_cost=question_cost,
             budget=budget,
+            featurizer=featurizer,
             normalize_reward=normalize_reward,
             invalid_action=invalid_action,
             repeat_penalty=repeat_penalty,
         )
-        self.featurizer = make_featurizer(featurizer)
+        domain, scenarios = setup.domain, setup.scenarios
+        self.scenarios: Sequence[Scenario] = scenarios
+        self.judge: Judge = setup.judge
+        self.model = setup.model
+        self.featurizer = setup.featurizer
         self.domain = domain
         self.render_mode = render_mode
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
