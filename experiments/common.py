@@ -141,7 +141,23 @@ class JudgeArgs:
 
 
 @dataclass
-class RunArgs:
+class TrackingArgs:
+    """How a run is logged to Weights & Biases (never part of the config hash)."""
+
+    wandb: bool = arg(True, "log to Weights & Biases (offline unless logged in)", hashed=False, group="tracking")
+    wandb_project: str = arg(WANDB_PROJECT, "W&B project", hashed=False, group="tracking")
+    wandb_entity: str | None = arg(None, "W&B entity (team or user)", hashed=False, group="tracking")
+    wandb_mode: str = arg(
+        "auto",
+        "W&B mode: auto (online when an API key is set or you are logged in, else offline), online, offline, disabled",
+        hashed=False,
+        group="tracking",
+        choices=("auto", "online", "offline", "disabled"),
+    )
+
+
+@dataclass
+class RunArgs(TrackingArgs):
     """Where results go and how the run is tracked; none of these change the results."""
 
     out: str | None = arg(
@@ -153,16 +169,6 @@ class RunArgs:
     )
     plots: bool = arg(True, "write PNG plots", hashed=False, group="output")
     progress: bool = arg(True, "show progress bars", hashed=False, group="output")
-    wandb: bool = arg(True, "log to Weights & Biases (offline unless logged in)", hashed=False, group="tracking")
-    wandb_project: str = arg(WANDB_PROJECT, "W&B project", hashed=False, group="tracking")
-    wandb_entity: str | None = arg(None, "W&B entity (team or user)", hashed=False, group="tracking")
-    wandb_mode: str = arg(
-        "auto",
-        "W&B mode: auto (online when an API key is set or you are logged in, else offline), online, offline, disabled",
-        hashed=False,
-        group="tracking",
-        choices=("auto", "online", "offline", "disabled"),
-    )
 
 
 _GROUP_TITLES = {
@@ -686,6 +692,41 @@ def wandb_mode(requested: str) -> str | None:
     return "online" if rc.authenticators(host) else "offline"
 
 
+def start_wandb(
+    args: TrackingArgs,
+    *,
+    directory: str | Path,
+    experiment: str,
+    name: str,
+    config: Mapping[str, Any],
+    config_hash: str,
+) -> Any:
+    """Start the W&B run of an experiment, or return ``None`` when tracking is off (``wandb`` is then
+    never imported). Offline unless the user is logged in (``wandb_mode``); files go under ``directory``."""
+    if not args.wandb or args.wandb_mode == "disabled":
+        return None
+    try:
+        import wandb
+    except ImportError as e:
+        raise DependencyNotInstalled(
+            'W&B tracking needs wandb: pip install "penguin-gym[wandb]" (or pass --no-wandb)'
+        ) from e
+    # wandb mistakes our ``agents`` package for OpenAI's Agents SDK and advertises Weave at init.
+    os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
+    return wandb.init(
+        project=args.wandb_project,
+        entity=args.wandb_entity,
+        mode=wandb_mode(args.wandb_mode),  # type: ignore[arg-type]
+        dir=str(directory),
+        group=experiment,
+        job_type=experiment,
+        name=name,
+        config={**dict(config), "config_hash": config_hash},
+        settings=wandb.Settings(silent=True, console="off"),
+        reinit="finish_previous",
+    )
+
+
 class Tracker:
     """W&B logging for one run; a no-op when tracking is off (``wandb`` is then never imported).
 
@@ -697,30 +738,18 @@ class Tracker:
     """
 
     def __init__(self, args: RunArgs, experiment: str, results: ResultsDir, config: Mapping[str, Any]) -> None:
-        self.run: Any = None
-        if not args.wandb or args.wandb_mode == "disabled":
-            return
-        try:
-            import wandb
-        except ImportError as e:
-            raise DependencyNotInstalled(
-                'W&B tracking needs wandb: pip install "penguin-gym[wandb]" (or pass --no-wandb)'
-            ) from e
-        self._wandb = wandb
-        # wandb mistakes our ``agents`` package for OpenAI's Agents SDK and advertises Weave at init.
-        os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
-        self.run = wandb.init(
-            project=args.wandb_project,
-            entity=args.wandb_entity,
-            mode=wandb_mode(args.wandb_mode),  # type: ignore[arg-type]
-            dir=str(results.path),
-            group=experiment,
-            job_type=experiment,
+        self.run: Any = start_wandb(
+            args,
+            directory=results.path,
+            experiment=experiment,
             name=f"{experiment}-{results.hash}",
-            config={**dict(config), "config_hash": results.hash},
-            settings=wandb.Settings(silent=True, console="off"),
-            reinit="finish_previous",
+            config=config,
+            config_hash=results.hash,
         )
+        if self.run is not None:
+            import wandb
+
+            self._wandb = wandb
 
     @property
     def enabled(self) -> bool:

@@ -21,7 +21,6 @@ learning curves (``rollout/*``, ``train/*``, ``time/*``), the evaluations (``eva
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -31,13 +30,13 @@ from typing import Any
 
 from experiments.common import (
     DEFAULT_RUNS_DIR,
-    WANDB_PROJECT,
+    TrackingArgs,
     arg,
     config_dict,
     config_hash,
     console,
     print_table,
-    wandb_mode,
+    start_wandb,
     write_csv,
 )
 from penguin_gym.error import ConfigError, DependencyNotInstalled
@@ -47,7 +46,7 @@ EXPERIMENT = "train_ppo"
 
 
 @dataclass
-class Args:
+class Args(TrackingArgs):
     """Train MaskablePPO on a penguin env and evaluate it on held-out scenarios."""
 
     env_id: str = arg("Penguin-Health-v0", "env id (Penguin-<Domain>-v0 or Penguin-All-v0)")
@@ -81,16 +80,6 @@ class Args:
     runs_dir: str = arg(DEFAULT_RUNS_DIR, "parent of the default results folder", hashed=False, group="output")
     progress: bool = arg(True, "show a progress bar", hashed=False, group="output")
     verbose: int = arg(0, "SB3 verbosity (1 prints the learning curves)", hashed=False, group="output")
-    wandb: bool = arg(True, "log to Weights & Biases (offline unless logged in)", hashed=False, group="tracking")
-    wandb_project: str = arg(WANDB_PROJECT, "W&B project", hashed=False, group="tracking")
-    wandb_entity: str | None = arg(None, "W&B entity (team or user)", hashed=False, group="tracking")
-    wandb_mode: str = arg(
-        "auto",
-        "W&B mode: auto (online when an API key is set or you are logged in, else offline), online, offline, disabled",
-        hashed=False,
-        group="tracking",
-        choices=("auto", "online", "offline", "disabled"),
-    )
 
     def __post_init__(self) -> None:
         import penguin_gym
@@ -141,31 +130,17 @@ def _wandb_writer(run: Any) -> Any:
 
 
 def _start_wandb(args: Args, out: Path, config: Mapping[str, Any], run_hash: str) -> Any:
-    mode = wandb_mode(args.wandb_mode)
-    if not args.wandb or mode == "disabled":
-        return None
-    try:
-        import wandb
-    except ImportError as e:
-        raise DependencyNotInstalled(
-            'W&B tracking needs wandb: pip install "penguin-gym[wandb]" (or --no-wandb)'
-        ) from e
-    # wandb mistakes our ``agents`` package for OpenAI's Agents SDK and advertises Weave at init.
-    os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
-    run = wandb.init(
-        project=args.wandb_project,
-        entity=args.wandb_entity,
-        mode=mode,  # type: ignore[arg-type]
-        dir=str(out),
-        group=EXPERIMENT,
-        job_type=EXPERIMENT,
+    run = start_wandb(
+        args,
+        directory=out,
+        experiment=EXPERIMENT,
         name=f"ppo-{args.env_id}-s{args.seed}-{run_hash}",
-        config={**dict(config), "config_hash": run_hash},
-        settings=wandb.Settings(silent=True, console="off"),
-        reinit="finish_previous",
+        config=config,
+        config_hash=run_hash,
     )
-    run.define_metric("global_step")
-    run.define_metric("*", step_metric="global_step")
+    if run is not None:
+        run.define_metric("global_step")
+        run.define_metric("*", step_metric="global_step")
     return run
 
 
