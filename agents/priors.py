@@ -85,10 +85,15 @@ class UniformPrior:
 
     def probs(self, idx: np.ndarray, masks: np.ndarray, budget_left: np.ndarray, allow_stop: bool) -> np.ndarray:
         out = _UNIFORM[allow_stop][np.asarray(masks, dtype=np.int64)]
-        spent = np.asarray(budget_left) <= 0
-        if spent.any():
-            out[spent] = _ONLY_STOP
-        return out
+        return _stop_when_spent(out, budget_left)
+
+
+def _stop_when_spent(probs: np.ndarray, budget_left: np.ndarray) -> np.ndarray:
+    """Every prior's rule at a node with no question left: all mass on STOP (``probs`` edited in place)."""
+    spent = np.asarray(budget_left) <= 0
+    if spent.any():
+        probs[spent] = _ONLY_STOP
+    return probs
 
 
 class LearnedPrior:
@@ -184,10 +189,7 @@ class _BoundLearned:
     def probs(self, idx: np.ndarray, masks: np.ndarray, budget_left: np.ndarray, allow_stop: bool) -> np.ndarray:
         masks = np.asarray(masks, dtype=np.int64)
         out = self._table(allow_stop)[self.domains[np.asarray(idx, dtype=np.int64)], masks]
-        spent = np.asarray(budget_left) <= 0
-        if spent.any():
-            out[spent] = _ONLY_STOP
-        return out
+        return _stop_when_spent(out, budget_left)
 
 
 class LLMPrior:
