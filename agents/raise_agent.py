@@ -16,7 +16,8 @@ Each module is an LLM (through any ``penguin_gym.judges.backends.Backend``) or a
   paths say the remaining expected gain is below the question cost: the expected safety gain of an
   attribute not yet asked is, over the paths weighted by similarity, what each path's user would lose
   without it (the path's leave-one-out ``gains``; 0 on a path that does not ask it: its planner found it
-  not worth its cost).
+  not worth its cost), and it must beat the cost by ``confidence`` standard errors of that mean (the
+  paths must broadly agree that the question pays).
 * ``LLMAcquisition``: the LLM picks the next attribute, with the retrieved paths as examples. Offline,
   ``VoteAcquisition``: follow the paths' votes: each path votes for each attribute it asks that is not
   yet asked, with its weight times that attribute's gain on it; the top vote net of the question's cost
@@ -144,32 +145,69 @@ def path_gains(ctx: RaiseContext) -> tuple[np.ndarray, np.ndarray]:
     asking ``a``: the weighted mean over paths of ``a``'s leave-one-out gain on the path (0 where the
     path does not ask it). Asked attributes get 0.
     """
-    share = np.zeros(NUM_ATTRIBUTES)
-    gain = np.zeros(NUM_ATTRIBUTES)
+    share, gain, _ = path_gain_stats(ctx)
+    return share, gain
+
+
+def path_gain_stats(ctx: RaiseContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``path_gains`` and the standard error of each gain: ``(share, gain, stderr)``, all ``(10,)``.
+
+    Each path is one sample of what a user like this one gains from ``a`` (its leave-one-out gain, or 0
+    where its planner did not ask ``a``); ``stderr[a]`` is the weighted standard deviation of those
+    samples over the square root of the paths' effective number ``1 / sum(w^2)`` (weights normalized).
+    Asked attributes get 0 everywhere.
+    """
+    zeros = np.zeros(NUM_ATTRIBUTES)
     if not ctx.paths:
-        return share, gain
+        return zeros, zeros.copy(), zeros.copy()
     w = np.array([max(wp, 0.0) for _, wp in ctx.paths]) + 1e-12
-    for (rec, _), wp in zip(ctx.paths, w, strict=True):
+    w /= w.sum()
+    samples = np.zeros((len(ctx.paths), NUM_ATTRIBUTES))
+    asks = np.zeros((len(ctx.paths), NUM_ATTRIBUTES))
+    for i, (rec, _) in enumerate(ctx.paths):
         for name, g in zip(rec.path, _record_gains(rec), strict=True):
             a = ATTRIBUTE_INDEX[name]
-            if not ctx.asked_mask >> a & 1:
-                share[a] += wp
-                gain[a] += wp * g
-    return share / w.sum(), gain / w.sum()
+            samples[i, a], asks[i, a] = g, 1.0
+    unasked = ~MASK_BITS[ctx.asked_mask].astype(bool)
+    share = np.where(unasked, w @ asks, 0.0)
+    gain = np.where(unasked, w @ samples, 0.0)
+    var = w @ (samples - gain) ** 2
+    stderr = np.where(unasked, np.sqrt(var * float(np.sum(w**2))), 0.0)
+    return share, gain, stderr
 
 
 class PathGainAbstention:
-    """Stop when no attribute's expected gain by the paths (``path_gains``) beats its question cost,
-    or nothing is left to ask."""
+    """Stop when the paths do not show that some attribute's gain beats its question cost: stop unless
+    ``gain[a] - confidence * stderr[a] > cost[a]`` for an attribute not yet asked (``path_gain_stats``),
+    or when nothing is left to ask.
+
+    ``confidence`` is in standard errors. At 0 the agent asks whenever the paths' mean gain beats the
+    cost, which makes it hedge: an attribute that two of five neighbours' planners asked, each with a
+    gain of 0.3, has a mean gain of 0.12 and gets asked at a cost of 0.08 although the other three
+    planners found it not worth asking. With ``confidence > 0`` a question must be worth its cost on
+    the evidence of the paths taken together: the neighbours must broadly agree. On the synthetic suite
+    at the default cost (``penguin-gym raise``): 3.6 questions per user at 0, 3.3 at the default 0.5,
+    3.1 at 0.75 and 2.8 at 1 (the paper's RAISE: 2.7); safety falls with them (4.48, 4.45, 4.42, 4.39)
+    and from 0.75 on full RAISE no longer beats +agent on every domain.
+
+    Args:
+        confidence: Standard errors the expected gain must clear the cost by (>= 0).
+    """
 
     name = "path-gain"
+
+    def __init__(self, confidence: float = 0.5) -> None:
+        if not (isinstance(confidence, (int, float)) and confidence >= 0):
+            raise ConfigError(f"PathGainAbstention confidence = {confidence!r} must be a number >= 0")
+        self.confidence = float(confidence)
 
     def should_stop(self, ctx: RaiseContext) -> bool:
         cands = ctx.candidates
         if not cands or ctx.budget_left <= 0:
             return True
-        _, gain = path_gains(ctx)
-        return not any(gain[a] > ctx.costs[a] for a in cands)
+        _, gain, stderr = path_gain_stats(ctx)
+        bound = gain - self.confidence * stderr
+        return not any(bound[a] > ctx.costs[a] for a in cands)
 
 
 class VoteAcquisition:
@@ -387,6 +425,8 @@ class RaiseAgent(DialogueAgent):
         pool: Nearest stored queries among which the paths are re-matched after each answer.
         tau, sigma: Weights of query similarity and of revealed-value agreement in that matching.
         threshold: The stopping rating (0-5) of the LLM abstention and of +agent's offline abstention.
+        confidence: Standard errors by which the paths' expected gain of a question must beat its cost
+            for full RAISE's offline abstention to go on (``PathGainAbstention``; 0: the mean alone).
         library_size: Training users planned per domain for the default library.
         planner: The offline planner's hyper-parameters (default: the paper's).
         max_questions: Optional cap on questions besides the env's budget.
@@ -410,6 +450,7 @@ class RaiseAgent(DialogueAgent):
         tau: float = 1.0,
         sigma: float = 0.15,
         threshold: float = 4.0,
+        confidence: float = 0.5,
         library_size: int = 200,
         planner: MCTSConfig | None = None,
         max_questions: int | None = None,
@@ -433,7 +474,7 @@ class RaiseAgent(DialogueAgent):
         planner_variant = variant == "planner"
         offline_acq: Acquisition = VoteAcquisition() if planner_variant else ImportanceAcquisition()
         offline_abs: Abstention = (
-            PathGainAbstention() if planner_variant else CompletenessAbstention(threshold=threshold)
+            PathGainAbstention(confidence) if planner_variant else CompletenessAbstention(threshold=threshold)
         )
         if self.backend is not None:
             offline_acq = LLMAcquisition(self.backend, examples=planner_variant, fallback=offline_acq)
@@ -619,6 +660,7 @@ __all__ = [
     "RaiseContext",
     "VoteAcquisition",
     "local_embedding_model",
+    "path_gain_stats",
     "path_gains",
     "resolve_embedding",
 ]

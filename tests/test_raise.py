@@ -25,6 +25,7 @@ from agents.raise_agent import (
     RaiseContext,
     VoteAcquisition,
     local_embedding_model,
+    path_gain_stats,
     path_gains,
     resolve_embedding,
 )
@@ -133,6 +134,17 @@ def test_offline_modules() -> None:
     assert not PathGainAbstention().should_stop(_ctx([(a, 1.0), (b, 1.0)], 1 << m))
     assert PathGainAbstention().should_stop(_ctx([(a, 1.0), (b, 1.0)], 1 << m | 1 << sh | 1 << em))
     assert PathGainAbstention().should_stop(_ctx([(a, 0.05), (b, 1.0)], 1 << m | 1 << em))  # 0.4 * 0.05/1.05 < cost
+    # Standard errors: Past Self-Harm's samples are 0.4 and 0 (sd 0.2) over 2 equal paths: 0.2 / sqrt(2).
+    share, gain, stderr = path_gain_stats(_ctx([(a, 1.0), (b, 1.0)], 1 << m))
+    assert stderr[sh] == pytest.approx(0.2 / np.sqrt(2)) and stderr[em] == pytest.approx(0.1 / np.sqrt(2))
+    assert stderr[m] == 0.0 and gain[m] == 0.0 and share[m] == 0.0  # asked
+    # 0.2 - 1 * 0.141 > 0.05 goes on; 0.2 - 2 * 0.141 < 0.05 (and Emotional State 0.1 - 2 * 0.071 < 0.05) stops.
+    assert not PathGainAbstention(confidence=1.0).should_stop(_ctx([(a, 1.0), (b, 1.0)], 1 << m))
+    assert PathGainAbstention(confidence=2.0).should_stop(_ctx([(a, 1.0), (b, 1.0)], 1 << m))
+    # Paths that agree have no spread: any confidence goes on.
+    assert not PathGainAbstention(confidence=5.0).should_stop(_ctx([(a, 1.0), (a, 1.0)], 1 << m))
+    with pytest.raises(ConfigError, match="confidence"):
+        PathGainAbstention(confidence=-1)
     assert ImportanceAcquisition().choose(_ctx([])) == m
     c = CompletenessAbstention(threshold=4.0)
 
