@@ -22,7 +22,7 @@ from penguin_gym.judges import SimulatedJudge
 from penguin_gym.judges.backends import ScriptedBackend
 from penguin_gym.judges.cache import CachedJudge, judge_names, read_judgments
 from penguin_gym.judges.llm import LLMJudge
-from penguin_gym.judges.rubric import JUDGE_SYSTEM
+from penguin_gym.judges.rubric import JUDGE_SYSTEM, PROMPT_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +89,7 @@ def test_key_covers_judge_identity_sampling_prompt_and_scenario(scenarios, tmp_p
     }
     assert len(keys) == 7
     # the prompt version is part of the judge's name, hence of the key
-    assert "rubric-v1+" in base.name
+    assert f"{PROMPT_VERSION}+" in base.name and PROMPT_VERSION.startswith("rubric-v")
     # a scenario whose content changed under the same id is not served stale scores
     changed = Scenario.from_dict({**s.to_dict(), "query": s.query + " (edited)"})
     assert base.key(changed, frozenset()) != base.key(s, frozenset())

@@ -109,9 +109,8 @@ def _conversations(scenarios):
     return [responder_messages(s, frozenset(ATTRIBUTES[:k])) for k, s in enumerate(scenarios[:5])]
 
 
-def test_batched_generation_is_left_padded_and_matches_one_by_one(scenarios, random_model):
-    model, tokenizer = random_model
-    convs = _conversations(scenarios)
+def _spy_generate(model):
+    """Record the ``input_ids`` and ``attention_mask`` of every ``model.generate`` call."""
     seen = []
     original = model.generate
 
@@ -119,8 +118,15 @@ def test_batched_generation_is_left_padded_and_matches_one_by_one(scenarios, ran
         seen.append((kwargs["input_ids"].clone(), kwargs["attention_mask"].clone()))
         return original(**kwargs)
 
-    batched = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=2, name="tiny")
     model.generate = spy
+    return seen
+
+
+def test_plain_batched_generation_is_left_padded_and_matches_one_by_one(scenarios, random_model):
+    model, tokenizer = random_model
+    convs = _conversations(scenarios)
+    batched = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=2, name="tiny", prefill="plain")
+    seen = _spy_generate(model)
     try:
         out_batched = batched.chat(convs, temperature=0.0, max_tokens=12)
     finally:
@@ -141,6 +147,99 @@ def test_batched_generation_is_left_padded_and_matches_one_by_one(scenarios, ran
     assert tokenizer.padding_side == "left"
 
 
+@pytest.fixture(scope="module")
+def double_model(scenarios):
+    """The random model in float64: batched and one-by-one logits then agree to ~1e-15, so greedy
+    replies are identical however the batch is laid out (float32 could flip a near-tie)."""
+    model, tokenizer = build(scenarios, seed=1)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 2:
+                param.mul_(25.0)  # weights of std 0.5: the reply depends on the whole prompt, not its last token
+    return model.double(), tokenizer
+
+
+@pytest.mark.parametrize("prefill", ["auto", "ragged", "padded", "plain"])
+def test_shared_prefix_batches_match_one_by_one(scenarios, double_model, prefill):
+    model, tokenizer = double_model
+    # Judge prompts share the system message and the rubric (~600 tokens), then differ; replies of
+    # different lengths make rows of different lengths.
+    convs = [judge_messages(s, "An answer. " * k) for k, s in enumerate(scenarios[:6])]
+    single = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=1).chat(
+        convs, temperature=0.0, max_tokens=10
+    )
+    backend = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=6, prefill=prefill)
+    seen = _spy_generate(model)
+    try:
+        batched = backend.chat(convs, temperature=0.0, max_tokens=10)
+    finally:
+        del model.generate
+    assert batched == single and len(set(batched)) > 1
+    ids, mask = seen[0]
+    assert bool(mask[:, -1].all())  # every row ends with its own last token
+    if prefill == "plain":
+        assert not bool(mask[:, 0].all())  # left padding
+        return
+    # prefix | padding | rest: the rows share their first columns, the padding sits after them
+    lengths = mask.sum(dim=1)
+    short = int(lengths.argmin())
+    prefix = int((ids == ids[0]).all(dim=0).long().cumprod(0).sum())
+    assert prefix > 500 and bool(mask[:, :prefix].all())
+    assert int(mask[short, prefix]) == 0 and int(ids[short, prefix]) == tokenizer.pad_token_id
+
+
+def test_shared_prefix_decoding_is_used_on_cpu_and_restores_the_model(scenarios, double_model, monkeypatch):
+    import penguin_gym.judges.backends as backends
+
+    model, tokenizer = double_model
+    convs = [judge_messages(s, "An answer. " * k) for k, s in enumerate(scenarios[:4])]
+    calls = []
+    original = backends._shared_prefix_attention
+
+    def counting(*args, **kwargs):
+        calls.append(args[1].shape)  # the query: (rows, heads, 1, dim)
+        return original(*args, **kwargs)
+
+    from transformers import AttentionInterface
+
+    backend = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=4)
+    backends._SharedPrefixDecoding.available(model)  # registers the attention function
+    monkeypatch.setitem(AttentionInterface._global_mapping, backends._SHARED_ATTENTION, counting)
+    out = backend.chat(convs, temperature=0.0, max_tokens=5)
+    layers = model.config.num_hidden_layers
+    assert len(calls) == 5 * layers and all(tuple(q[::2]) == (4, 1) for q in calls)
+    assert model.config._attn_implementation == "sdpa"  # switched back
+    assert not any(hasattr(m, "_penguin_shared_prefix") for m in model.modules())
+    # A model whose attention bypasses the registry is caught, decoded again with the prefix copied to
+    # each row, and not tried again.
+    monkeypatch.setitem(
+        AttentionInterface._global_mapping, backends._SHARED_ATTENTION, AttentionInterface._global_mapping["sdpa"]
+    )
+    fresh = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=4)
+    assert fresh.chat(convs, temperature=0.0, max_tokens=5) == out
+    assert fresh._shared_decoding is False and model.config._attn_implementation == "sdpa"
+
+
+def test_models_without_a_plain_cache_fall_back_to_plain_batches(scenarios, double_model, monkeypatch):
+    import penguin_gym.judges.backends as backends
+
+    model, tokenizer = double_model
+    convs = [judge_messages(s, "An answer. " * k) for k, s in enumerate(scenarios[:3])]
+    expected = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=1).chat(
+        convs, temperature=0.0, max_tokens=6
+    )
+
+    def sliding(self, cache):
+        raise backends._SharedPrefixUnsupported("DynamicSlidingWindowLayer")
+
+    monkeypatch.setattr(backends._CacheAPI, "tensors", sliding)
+    backend = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=3)
+    assert backend.chat(convs, temperature=0.0, max_tokens=6) == expected
+    assert backend._cache_api is None  # plain left-padded batches from now on
+    with pytest.raises(ConfigError, match="prefill"):
+        Transformers(model, tokenizer=tokenizer, device="cpu", prefill="chunky")
+
+
 def test_sampling_returns_one_reply_per_conversation(scenarios, random_model):
     model, tokenizer = random_model
     backend = Transformers(model, tokenizer=tokenizer, device="cpu", batch_size=8, seed=3, name="tiny")
@@ -154,15 +253,20 @@ def test_sampling_returns_one_reply_per_conversation(scenarios, random_model):
     assert unseeded.chat(convs, temperature=0.9, max_tokens=8) != unseeded.chat(convs, temperature=0.9, max_tokens=8)
 
 
-def test_gumbel_sampling_draws_from_the_tempered_softmax():
-    from penguin_gym.judges.backends import _GumbelSampling
+def test_sampling_draws_from_the_tempered_softmax():
+    from penguin_gym.judges.backends import _InverseCDFSampling
 
-    sampler = _GumbelSampling(0.7, torch.Generator().manual_seed(0))
+    sampler = _InverseCDFSampling(0.7, torch.Generator().manual_seed(0))
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]]).repeat(100_000, 1)
-    draws = sampler(None, logits).argmax(dim=-1)
+    out = sampler(None, logits)
+    assert bool((torch.isfinite(out).sum(dim=1) == 1).all())  # one token per row for generate's argmax
+    draws = out.argmax(dim=-1)
     freq = torch.bincount(draws, minlength=5).double() / draws.numel()
     expected = torch.softmax(logits[0].double() / 0.7, dim=-1)
     assert torch.allclose(freq, expected, atol=0.005) and freq[4] == 0
+    # A token of probability 0 is never drawn, wherever it sits (first, last, between).
+    spiky = torch.tensor([[float("-inf"), 0.0, float("-inf"), 0.0, float("-inf")]]).repeat(20_000, 1)
+    assert set(sampler(None, spiky).argmax(dim=-1).tolist()) == {1, 3}
 
 
 def test_judge_on_unparseable_local_output_records_failures(scenarios, random_model):

@@ -20,6 +20,7 @@ on) and never pickled.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import random
@@ -28,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from penguin_gym.error import BackendError, ConfigError, DependencyNotInstalled
@@ -39,6 +40,10 @@ Message = Mapping[str, str]
 Conversation = Sequence[Message]
 
 _INSTALL_HINT = 'pip install "penguin-gym[llm]"'
+_PREFILL_MODES = ("auto", "ragged", "padded", "plain")
+#: On CPU, the most attention scores (rows x heads x queries x keys) one prefill forward computes: past
+#: a few million, a masked batch runs out of cache and costs more than its rows would one by one.
+_CPU_PREFILL_SCORES = 4_000_000
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]"})
 
 
@@ -446,16 +451,25 @@ def _completion_text(data: Any) -> str:
 class Transformers:
     """A local Hugging Face causal LM, with its chat template and batched generation.
 
-    Conversations are rendered with the tokenizer's chat template, sorted by length (less padding),
-    padded on the left (so every row's continuation starts at the same position) and generated
-    ``batch_size`` at a time.
+    Conversations are rendered with the tokenizer's chat template, sorted by length (less padding) and
+    generated ``batch_size`` at a time. The rows of a batch share a prefix (a judge prompt's system
+    message, rubric and output format, about half of it): it is prefilled once and its keys and values
+    serve every row, which is laid out as ``prefix | padding | own tokens`` so that each continuation
+    starts at the same column. On CPU the rows' own tokens are prefilled in groups small enough for
+    their attention scores to stay in cache, and decoding reads the prefix's keys and values once per
+    step for the whole batch instead of once per row (``prefill="auto"``). The replies are the ones
+    each conversation gets on its own (the tests check it to float64 precision). Models whose cache is
+    not a plain key/value cache (sliding windows, recurrent layers) and transformers versions without
+    layered caches get plain left-padded batches. While a batch decodes, the model's attention
+    implementation is switched to the shared-prefix one and back: do not run the same model object
+    from another thread meanwhile.
 
     Decoding is the same on every backend: greedy at ``temperature == 0``, else plain temperature
     sampling over the whole distribution (no top-k or top-p), as an OpenAI-compatible server does by
     default; the model's own ``generation_config`` sampling defaults (HF's ``top_k=50``, a model's
-    ``top_p=0.9``) do not apply. Sampling uses the Gumbel-max trick (the argmax of ``logits / T`` plus
-    Gumbel noise is an exact draw from ``softmax(logits / T)``), which costs a third of
-    ``torch.multinomial`` on CPU batches and draws its noise from the backend's own generator.
+    ``top_p=0.9``) do not apply. Sampling inverts the cumulative distribution of ``softmax(logits / T)``
+    with one uniform draw per row from the backend's own generator (an exact draw; on CPU batches a
+    third of the cost of Gumbel noise over the vocabulary and less than ``torch.multinomial``).
 
     Args:
         model: A model id on the Hub, a local directory, or a loaded ``PreTrainedModel``.
@@ -471,6 +485,9 @@ class Transformers:
             the global torch RNG is never touched.
         name: The identity in judge names and caches (default ``"hf:<model id or path>"``).
         model_kwargs: More ``from_pretrained`` arguments (``attn_implementation``, ``quantization_config``...).
+        prefill: ``"auto"`` (the above; on GPUs the rows' own tokens are prefilled in one padded batch and
+            the prefix is copied to each row for decoding), ``"padded"``, ``"ragged"`` (each row's own
+            tokens on their own), or ``"plain"`` (no shared prefix: one left-padded ``generate``).
 
     Attributes:
         generate_calls: ``generate`` calls so far.
@@ -489,6 +506,7 @@ class Transformers:
         seed: int | None = None,
         name: str | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
+        prefill: Literal["auto", "ragged", "padded", "plain"] = "auto",
     ) -> None:
         try:
             import torch
@@ -499,6 +517,8 @@ class Transformers:
             ) from e
         if batch_size < 1:
             raise ConfigError(f"Transformers: batch_size = {batch_size} must be >= 1")
+        if prefill not in _PREFILL_MODES:
+            raise ConfigError(f"Transformers: prefill = {prefill!r}; valid: {', '.join(map(repr, _PREFILL_MODES))}")
         self._torch = torch
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -547,6 +567,9 @@ class Transformers:
         self.seed = seed
         self.name = name or f"hf:{model_id}"
         self.generate_calls = 0
+        self.prefill = prefill
+        self._cache_api = _CacheAPI.detect(lm)
+        self._shared_decoding = True
         self._lock = threading.Lock()
         self._max_positions = getattr(getattr(lm, "config", None), "max_position_embeddings", None)
 
@@ -608,31 +631,391 @@ class Transformers:
                     generator.seed()
                 else:
                     generator.manual_seed(self.seed)
-                processors.append(_GumbelSampling(temperature, generator))
+                processors.append(_InverseCDFSampling(temperature, generator))
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="pt")
-                input_ids = batch["input_ids"].to(self.model.device)
-                attention = batch["attention_mask"].to(self.model.device)
                 try:
                     with torch.inference_mode():
-                        gen = self.model.generate(
-                            input_ids=input_ids,
-                            attention_mask=attention,
-                            generation_config=config,
-                            logits_processor=processors,
-                        )
+                        gen, prompt_len = self._generate([ids[i] for i in chunk], config, processors)
                 except (RuntimeError, ValueError) as e:
                     raise BackendError(f"{self.name}: generation failed on a batch of {len(chunk)}: {e}") from e
                 self.generate_calls += 1
-                texts = self.tokenizer.batch_decode(gen[:, input_ids.shape[1] :], skip_special_tokens=True)
+                texts = self.tokenizer.batch_decode(gen[:, prompt_len:], skip_special_tokens=True)
                 for i, text in zip(chunk, texts, strict=True):
                     out[i] = text.strip()
         return [t if t is not None else "" for t in out]
 
+    def _generate(self, rows: list[list[int]], config: Any, processors: Any) -> tuple[Any, int]:
+        """Generate for one batch of token rows (longest first); returns ``(sequences, prompt length)``.
 
-class _GumbelSampling:
-    """A logits processor that turns greedy decoding into temperature sampling (the Gumbel-max trick)."""
+        ``prefill="plain"``, or a single row: one left-padded ``generate``. Otherwise the rows' longest
+        common prefix (a judge prompt's system message and rubric) is prefilled once and its key/value
+        cache shared by every row, and the rows are laid out as ``prefix | padding | rest`` (positions
+        follow the attention mask, so each row's positions are exactly its unpadded ones). The rests are
+        prefilled all together (``"padded"``, the default on accelerators), one by one (``"ragged"``), or
+        on CPU (``"auto"``) in groups of consecutive rows small enough that their attention scores stay in
+        cache (a masked batch of long prompts costs more on CPU than its rows one by one); then the whole
+        batch decodes at once. Models whose cache is not a plain key/value cache (sliding windows,
+        recurrent state) fall back to ``"plain"``.
+        """
+        device = self.model.device
+        mode = self.prefill if self.prefill != "auto" or device.type == "cpu" else "padded"
+        if len(rows) > 1 and max(len(r) for r in rows) > 1 and mode != "plain" and self._cache_api is not None:
+            try:
+                return self._generate_shared(rows, mode, config, processors)
+            except _SharedPrefixUnsupported as e:
+                logger.info("%s: no shared-prefix prefill for a %s cache; plain batched generation", self.name, e)
+                self._cache_api = None
+        batch = self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt")
+        input_ids = batch["input_ids"].to(device)
+        gen = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=batch["attention_mask"].to(device),
+            generation_config=config,
+            logits_processor=processors,
+        )
+        return gen, input_ids.shape[1]
+
+    def _generate_shared(self, rows: list[list[int]], mode: str, config: Any, processors: Any) -> tuple[Any, int]:
+        torch = self._torch
+        api = self._cache_api
+        assert api is not None
+        device = self.model.device
+        n, longest, shortest = len(rows), max(len(r) for r in rows), min(len(r) for r in rows)
+        first, prefix = rows[0], 0
+        while prefix < shortest - 1 and all(r[prefix] == first[prefix] for r in rows):
+            prefix += 1
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((n, longest), pad, dtype=torch.long)
+        attention = torch.zeros((n, longest), dtype=torch.long)
+        for i, r in enumerate(rows):
+            rest = len(r) - prefix
+            input_ids[i, :prefix] = torch.tensor(r[:prefix])
+            input_ids[i, longest - rest :] = torch.tensor(r[prefix:])
+            attention[i, :prefix] = 1
+            attention[i, longest - rest :] = 1
+        input_ids, attention = input_ids.to(device), attention.to(device)
+        shared = self._prefill(input_ids[:1, :prefix], attention[:1, :prefix], None) if prefix else None
+        # Every row but its last token (which ``generate`` runs) goes into the cache, ``rows[i]`` right-aligned
+        # at column ``longest - 1``; the padding's entries are masked and never read.
+        rests = [len(r) - prefix - 1 for r in rows]
+        groups = self._prefill_groups(rests, prefix, mode)
+        # The batch's cache, filled group by group; columns of padding stay zero (masked, never read).
+        layers: list[tuple[Any, Any]] = []
+        for group in groups:
+            width = rests[group[0]]  # the group's longest rest (rows are longest first)
+            if width == 0:
+                continue
+            lo, hi = group[0], group[-1] + 1
+            cols = slice(longest - 1 - width, longest - 1)
+            mask = torch.cat([attention[lo:hi, :prefix], attention[lo:hi, cols]], dim=1)
+            kv = self._prefill(input_ids[lo:hi, cols], mask, shared)
+            if not layers:
+                layers = [_zeros_like_batch(k, n, longest - 1) for k, _ in kv]
+            for (big_k, big_v), (k, v) in zip(layers, kv, strict=True):
+                big_k[lo:hi, :, cols] = k[:, :, prefix:]
+                big_v[lo:hi, :, cols] = v[:, :, prefix:]
+        if shared is not None:
+            if not layers:
+                layers = [_zeros_like_batch(k, n, longest - 1) for k, _ in shared]
+            for (big_k, big_v), (k, v) in zip(layers, shared, strict=True):
+                big_k[:, :, :prefix] = k
+                big_v[:, :, :prefix] = v
+        kwargs = {"input_ids": input_ids, "attention_mask": attention, "generation_config": config}
+        if (
+            shared is not None
+            and mode == "auto"
+            and self._shared_decoding
+            and _SharedPrefixDecoding.available(self.model)
+        ):
+            # Decode with the prefix's keys and values held once, not once per row (see _SharedPrefixDecoding).
+            own = [(k[:, :, prefix:], v[:, :, prefix:]) for k, v in layers]
+            decoding = _SharedPrefixDecoding(
+                self.model, shared, own, prefix, attention[:, prefix : longest - 1], config.max_new_tokens + 1
+            )
+            try:
+                with decoding as cache:
+                    gen = self.model.generate(logits_processor=processors, **kwargs, **{api.kwarg: cache})
+                if decoding.calls < len(shared):  # the model's attention does not go through the registry
+                    raise _SharedPrefixUnsupported(f"attention of {type(self.model).__name__}")
+                return gen, longest
+            except _SharedPrefixUnsupported as e:
+                logger.info("%s: no shared-prefix decoding (%s); the prefix is copied to every row", self.name, e)
+                self._shared_decoding = False
+        cache = api.build(layers)
+        gen = self.model.generate(logits_processor=processors, **kwargs, **{api.kwarg: cache})
+        return gen, longest
+
+    def _prefill_groups(self, rests: list[int], prefix: int, mode: str) -> list[list[int]]:
+        """Consecutive rows prefilled together: all (``"padded"``), one by one (``"ragged"``), or on CPU
+        (``"auto"``) as many as keep a group's attention scores (rows x heads x its longest rest x the
+        keys) under ``_CPU_PREFILL_SCORES`` elements."""
+        n = len(rests)
+        if mode == "padded":
+            return [list(range(n))]
+        if mode == "ragged":
+            return [[i] for i in range(n)]
+        heads = int(getattr(getattr(self.model, "config", None), "num_attention_heads", 1) or 1)
+        groups: list[list[int]] = []
+        for i in range(n):
+            if groups:
+                width = rests[groups[-1][0]]  # the group's longest rest: rows come longest first
+                if (len(groups[-1]) + 1) * heads * width * (prefix + width) <= _CPU_PREFILL_SCORES:
+                    groups[-1].append(i)
+                    continue
+            groups.append([i])
+        return groups
+
+    def _prefill(
+        self, input_ids: Any, attention_mask: Any, past: list[tuple[Any, Any]] | None
+    ) -> list[tuple[Any, Any]]:
+        """Per-layer ``(keys, values)`` after running ``input_ids`` (left-padded rows; ``attention_mask``
+        covers ``past`` and them) after ``past`` (one row's cache, shared by all rows)."""
+        api = self._cache_api
+        assert api is not None
+        n = input_ids.shape[0]
+        cache = api.build([(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in past or []])
+        positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
+        mask = attention_mask
+        if getattr(self.model.config, "_attn_implementation", None) in ("sdpa", "eager"):
+            mask = _prefill_mask(attention_mask, input_ids.shape[1], self.model.dtype)
+        kwargs: dict[str, Any] = {api.kwarg: cache}
+        if api.logits_kwarg:
+            kwargs[api.logits_kwarg] = 1  # the prefill's logits are not needed: keep one position
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
+        return api.tensors(getattr(out, api.output))
+
+
+_SHARED_ATTENTION = "penguin_shared_prefix"
+
+
+class _SharedPrefixDecoding:
+    """A context in which ``model.generate`` decodes a batch whose rows share a prefix, reading the
+    prefix's keys and values once per step instead of once per row.
+
+    The cache holds each row's own part only (``rest`` columns, padded on the left); every attention
+    module gets the prefix's ``(keys, values)`` and the padding's additive mask, and the model's attention
+    implementation is switched to ``_shared_prefix_attention``, which attends to the prefix (one copy,
+    broadcast over the rows) and to the row's own keys in one softmax. Positions come from ``generate``'s
+    attention mask as usual, so the result is the same attention as over the full rows; on CPU, where
+    decoding a batch of long prompts is bound by reading the cache, this halves the reads of a judge
+    prompt whose rubric is half its length, and skips building a padding mask at each step.
+
+    Needs transformers' layered caches and attention registry (transformers >= 5); ``available`` says so.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        prefix: list[tuple[Any, Any]],
+        rests: list[tuple[Any, Any]],
+        prefix_len: int,
+        rest_mask: Any,
+        capacity: int,
+    ) -> None:
+        import torch
+
+        self.model = model
+        self.capacity = capacity
+        self.prefix = prefix
+        self.rests = rests
+        self.prefix_len = prefix_len
+        bias = torch.zeros(rest_mask.shape, dtype=prefix[0][0].dtype, device=rest_mask.device)
+        self.bias = bias.masked_fill(rest_mask == 0, float("-inf"))[:, None, None, :]
+        self._saved: Any = None
+        self._modules: list[Any] = []
+        #: Calls of ``_shared_prefix_attention`` so far (none: the model bypasses the registry).
+        self.calls = 0
+
+    @staticmethod
+    def available(model: Any) -> bool:
+        try:
+            from transformers import AttentionInterface
+            from transformers.cache_utils import DynamicCache, DynamicLayer  # noqa: F401
+        except ImportError:
+            return False
+        config = getattr(model, "config", None)
+        if config is None or getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
+            return False
+        if _SHARED_ATTENTION not in AttentionInterface._global_mapping:
+            AttentionInterface.register(_SHARED_ATTENTION, _shared_prefix_attention)
+        return True
+
+    def __enter__(self) -> Any:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+
+        prefix_len = self.prefix_len
+
+        capacity = self.capacity
+
+        class RestLayer(DynamicLayer):
+            """The rows' own keys and values, in a buffer with room for the reply (no copy per token);
+            the prefix's are counted in the length but held once, elsewhere."""
+
+            def __init__(self, keys: Any, values: Any) -> None:
+                super().__init__()
+                self.lazy_initialization(keys, values)
+                shape = (*keys.shape[:2], keys.shape[2] + capacity, keys.shape[3])
+                self.buffers = keys.new_zeros(shape), values.new_zeros(shape)
+                self.length = 0
+                self.update(keys, values)
+
+            def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+                end = self.length + key_states.shape[-2]
+                if end > self.buffers[0].shape[-2]:
+                    raise _SharedPrefixUnsupported(f"more than {capacity} new tokens")
+                self.buffers[0][:, :, self.length : end] = key_states
+                self.buffers[1][:, :, self.length : end] = value_states
+                self.length = end
+                self.keys, self.values = self.buffers[0][:, :, :end], self.buffers[1][:, :, :end]
+                return self.keys, self.values
+
+            def get_seq_length(self) -> int:
+                return prefix_len + self.length
+
+            def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+                return self.get_seq_length() + query_length, 0
+
+        cache = DynamicCache()
+        cache.layers = [RestLayer(k, v) for k, v in self.rests]
+        for module in self.model.modules():
+            idx = getattr(module, "layer_idx", None)
+            if isinstance(idx, int) and 0 <= idx < len(self.prefix):
+                module._penguin_shared_prefix = (*self.prefix[idx], self.bias, self)
+                self._modules.append(module)
+        self._saved = self.model.config._attn_implementation
+        self.model.config._attn_implementation = _SHARED_ATTENTION
+        return cache
+
+    def __exit__(self, *exc: Any) -> None:
+        self.model.config._attn_implementation = self._saved
+        for module in self._modules:
+            del module._penguin_shared_prefix
+
+
+def _shared_prefix_attention(
+    module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None, **kwargs: Any
+) -> tuple[Any, None]:
+    """Attention of one new token per row over a shared prefix (held once) and the row's own keys.
+
+    ``query``: ``(rows, heads, 1, dim)``; ``key``/``value``: the rows' own part ``(rows, kv heads, n, dim)``;
+    the prefix and the padding's additive mask come from ``module._penguin_shared_prefix``. Grouped-query
+    heads are grouped, not repeated. Returns the output as ``(rows, 1, heads, dim)``.
+    """
+    import torch
+
+    state = getattr(module, "_penguin_shared_prefix", None)
+    if state is None:
+        raise _SharedPrefixUnsupported(f"{type(module).__name__} has no layer_idx")
+    prefix_k, prefix_v, bias, decoding = state
+    unsupported = [k for k in ("softcap", "s_aux", "sliding_window") if kwargs.get(k) is not None]
+    if unsupported or query.shape[2] != 1:
+        raise _SharedPrefixUnsupported(f"attention with {unsupported or f'{query.shape[2]} new tokens per row'}")
+    decoding.calls += 1
+    rows, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    scale = scaling if scaling is not None else dim**-0.5
+    q = query.reshape(rows, kv_heads, heads // kv_heads, dim).float() * scale
+    s_prefix = q @ prefix_k.float().transpose(-1, -2)  # (rows, kv heads, group, prefix): the prefix read once
+    s_rest = q @ key.float().transpose(-1, -2)
+    s_rest[..., : bias.shape[-1]] += bias  # (rows, 1, 1, initial length): -inf on the padding
+    top = torch.maximum(s_prefix.amax(-1, keepdim=True), s_rest.amax(-1, keepdim=True))
+    p_prefix, p_rest = (s_prefix - top).exp_(), (s_rest - top).exp_()
+    norm = p_prefix.sum(-1, keepdim=True) + p_rest.sum(-1, keepdim=True)
+    out = (p_prefix @ prefix_v.float() + p_rest @ value.float()) / norm
+    return out.to(query.dtype).reshape(rows, heads, 1, dim).transpose(1, 2), None
+
+
+def _prefill_mask(attention_mask: Any, queries: int, dtype: Any) -> Any:
+    """The additive 4D mask ``(rows, 1, queries, keys)`` of a prefill whose ``queries`` last columns are
+    new: causal, padding masked, and each query sees at least itself (a padding query would otherwise
+    see nothing and turn NaN). A few passes over the ``rows x queries x keys`` elements, fewer than
+    transformers' own mask builder makes."""
+    import torch
+
+    keys = attention_mask.shape[1]
+    device = attention_mask.device
+    q_pos = torch.arange(keys - queries, keys, device=device)[:, None]
+    k_pos = torch.arange(keys, device=device)[None, :]
+    allowed = (k_pos <= q_pos) & attention_mask[:, None, None, :].bool()
+    allowed |= k_pos == q_pos
+    zero = torch.zeros((), dtype=dtype, device=device)
+    return torch.where(allowed, zero, torch.full((), torch.finfo(dtype).min, dtype=dtype, device=device))
+
+
+def _zeros_like_batch(k: Any, n: int, length: int) -> tuple[Any, Any]:
+    """Zero keys and values for ``n`` rows of ``length`` positions, shaped like layer keys ``k``."""
+    shape = (n, k.shape[1], length, k.shape[3])
+    return k.new_zeros(shape), k.new_zeros(shape)
+
+
+class _SharedPrefixUnsupported(Exception):
+    """The model's cache is not a plain per-layer key/value cache (sliding windows, recurrent state)."""
+
+
+class _CacheAPI:
+    """How this transformers version runs a model over a key/value cache: the keyword (``cache`` since
+    transformers 5, ``past_key_values`` before) and output attribute, ``DynamicCache`` from tensors, and
+    the keyword that keeps only the last position's logits."""
+
+    def __init__(self, kwarg: str, cache_class: Any, config: Any, logits_kwarg: str | None) -> None:
+        self.kwarg = self.output = kwarg
+        self.cache_class = cache_class
+        self.config = config
+        self.logits_kwarg = logits_kwarg
+        init = inspect.signature(cache_class.__init__).parameters
+        self.from_tensors = "ddp_cache_data" in init
+        self.with_config = "config" in init
+
+    @classmethod
+    def detect(cls, model: Any) -> _CacheAPI | None:
+        try:
+            from transformers import DynamicCache
+        except ImportError:
+            return None
+        try:
+            params = inspect.signature(model.forward).parameters
+        except (TypeError, ValueError):
+            return None
+        if "position_ids" not in params:
+            return None
+        logits = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+        for kwarg in ("cache", "past_key_values"):
+            if kwarg in params:
+                api = cls(kwarg, DynamicCache, getattr(model, "config", None), logits)
+                if api.from_tensors or hasattr(DynamicCache, "from_legacy_cache"):
+                    return api
+        return None
+
+    def empty(self) -> Any:
+        """An empty cache laid out for the model (sliding-window layers where its config has them)."""
+        if self.with_config and self.config is not None:
+            return self.cache_class(config=self.config)
+        return self.cache_class()
+
+    def build(self, pairs: Sequence[tuple[Any, Any]]) -> Any:
+        """A cache holding per-layer ``(keys, values)`` (checked to be plain full-attention layers)."""
+        if not pairs:
+            return self.empty()
+        if self.from_tensors:
+            return self.cache_class(ddp_cache_data=list(pairs))
+        return self.cache_class.from_legacy_cache(tuple(pairs))
+
+    def tensors(self, cache: Any) -> list[tuple[Any, Any]]:
+        layers = getattr(cache, "layers", None)
+        if layers is not None:
+            if any(getattr(layer, "is_sliding", False) or not hasattr(layer, "keys") for layer in layers):
+                raise _SharedPrefixUnsupported(type(layers[0]).__name__)
+            return [(layer.keys, layer.values) for layer in layers]
+        if hasattr(cache, "key_cache"):
+            return list(zip(cache.key_cache, cache.value_cache, strict=True))
+        raise _SharedPrefixUnsupported(type(cache).__name__)
+
+
+class _InverseCDFSampling:
+    """A logits processor that turns greedy decoding into temperature sampling: each row's token is
+    drawn from ``softmax(scores / T)`` by inverting its cumulative distribution at one uniform draw
+    (in float64), and returned as the only finite score, so ``generate``'s argmax picks it."""
 
     def __init__(self, temperature: float, generator: Any) -> None:
         self.temperature = float(temperature)
@@ -641,9 +1024,11 @@ class _GumbelSampling:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        uniform = torch.rand(scores.shape, generator=self.generator, device=scores.device, dtype=torch.float32)
-        gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20)))  # rand is faster than exponential_ on CPU
-        return scores.float() / self.temperature + gumbel
+        cdf = torch.softmax(scores.float() / self.temperature, dim=-1).double().cumsum_(dim=-1)
+        u = torch.rand((scores.shape[0], 1), generator=self.generator, device=scores.device, dtype=torch.float64)
+        token = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=scores.shape[-1] - 1)
+        out = torch.full(scores.shape, float("-inf"), device=scores.device, dtype=torch.float32)
+        return out.scatter_(1, token, 0.0)
 
 
 def _torch_dtype(torch: Any, dtype: str | Any) -> Any:
