@@ -696,13 +696,19 @@ class Transformers:
             attention[i, longest - rest :] = 1
         input_ids, attention = input_ids.to(device), attention.to(device)
         shared = self._prefill(input_ids[:1, :prefix], attention[:1, :prefix], None) if prefix else None
-        # Every row but its last token (which ``generate`` runs) goes into the cache, ``rows[i]`` right-aligned
-        # at column ``longest - 1``; the padding's entries are masked and never read.
+        # Every row but its last token (which ``generate`` runs) goes into the cache, right-aligned at
+        # column ``longest - 1``; columns of padding stay zero (masked, never read). With shared-prefix
+        # decoding the cache holds the rows' own columns only (from ``base = prefix``).
+        shared_decoding = (
+            shared is not None
+            and mode == "auto"
+            and self._shared_decoding
+            and _SharedPrefixDecoding.available(self.model)
+        )
+        base = prefix if shared_decoding else 0
         rests = [len(r) - prefix - 1 for r in rows]
-        groups = self._prefill_groups(rests, prefix, mode)
-        # The batch's cache, filled group by group; columns of padding stay zero (masked, never read).
         layers: list[tuple[Any, Any]] = []
-        for group in groups:
+        for group in self._prefill_groups(rests, prefix, mode):
             width = rests[group[0]]  # the group's longest rest (rows are longest first)
             if width == 0:
                 continue
@@ -711,27 +717,17 @@ class Transformers:
             mask = torch.cat([attention[lo:hi, :prefix], attention[lo:hi, cols]], dim=1)
             kv = self._prefill(input_ids[lo:hi, cols], mask, shared)
             if not layers:
-                layers = [_zeros_like_batch(k, n, longest - 1) for k, _ in kv]
+                layers = [_zeros_like_batch(k, n, longest - 1 - base) for k, _ in kv]
             for (big_k, big_v), (k, v) in zip(layers, kv, strict=True):
-                big_k[lo:hi, :, cols] = k[:, :, prefix:]
-                big_v[lo:hi, :, cols] = v[:, :, prefix:]
-        if shared is not None:
-            if not layers:
-                layers = [_zeros_like_batch(k, n, longest - 1) for k, _ in shared]
-            for (big_k, big_v), (k, v) in zip(layers, shared, strict=True):
-                big_k[:, :, :prefix] = k
-                big_v[:, :, :prefix] = v
+                big_k[lo:hi, :, cols.start - base : cols.stop - base] = k[:, :, prefix:]
+                big_v[lo:hi, :, cols.start - base : cols.stop - base] = v[:, :, prefix:]
+        if shared is not None and not layers:
+            layers = [_zeros_like_batch(k, n, longest - 1 - base) for k, _ in shared]
         kwargs = {"input_ids": input_ids, "attention_mask": attention, "generation_config": config}
-        if (
-            shared is not None
-            and mode == "auto"
-            and self._shared_decoding
-            and _SharedPrefixDecoding.available(self.model)
-        ):
-            # Decode with the prefix's keys and values held once, not once per row (see _SharedPrefixDecoding).
-            own = [(k[:, :, prefix:], v[:, :, prefix:]) for k, v in layers]
+        if shared_decoding:
+            assert shared is not None
             decoding = _SharedPrefixDecoding(
-                self.model, shared, own, prefix, attention[:, prefix : longest - 1], config.max_new_tokens + 1
+                self.model, shared, layers, prefix, attention[:, prefix : longest - 1], config.max_new_tokens + 1
             )
             try:
                 with decoding as cache:
@@ -742,8 +738,16 @@ class Transformers:
             except _SharedPrefixUnsupported as e:
                 logger.info("%s: no shared-prefix decoding (%s); the prefix is copied to every row", self.name, e)
                 self._shared_decoding = False
-        cache = api.build(layers)
-        gen = self.model.generate(logits_processor=processors, **kwargs, **{api.kwarg: cache})
+        if shared is not None and base:  # the prefix, copied to every row, in front of the rows' own columns
+            layers = [
+                (torch.cat([pk.expand(n, -1, -1, -1), k], dim=2), torch.cat([pv.expand(n, -1, -1, -1), v], dim=2))
+                for (pk, pv), (k, v) in zip(shared, layers, strict=True)
+            ]
+        elif shared is not None:
+            for (big_k, big_v), (k, v) in zip(layers, shared, strict=True):
+                big_k[:, :, :prefix] = k
+                big_v[:, :, :prefix] = v
+        gen = self.model.generate(logits_processor=processors, **kwargs, **{api.kwarg: api.build(layers)})
         return gen, longest
 
     def _prefill_groups(self, rests: list[int], prefix: int, mode: str) -> list[list[int]]:
@@ -793,7 +797,7 @@ class _SharedPrefixDecoding:
     """A context in which ``model.generate`` decodes a batch whose rows share a prefix, reading the
     prefix's keys and values once per step instead of once per row.
 
-    The cache holds each row's own part only (``rest`` columns, padded on the left); every attention
+    The cache holds each row's own part only (its columns after the prefix, padded on the left); every attention
     module gets the prefix's ``(keys, values)`` and the padding's additive mask, and the model's attention
     implementation is switched to ``_shared_prefix_attention``, which attends to the prefix (one copy,
     broadcast over the rows) and to the row's own keys in one softmax. Positions come from ``generate``'s
@@ -844,9 +848,7 @@ class _SharedPrefixDecoding:
     def __enter__(self) -> Any:
         from transformers.cache_utils import DynamicCache, DynamicLayer
 
-        prefix_len = self.prefix_len
-
-        capacity = self.capacity
+        prefix_len, capacity = self.prefix_len, self.capacity
 
         class RestLayer(DynamicLayer):
             """The rows' own keys and values, in a buffer with room for the reply (no copy per token);
