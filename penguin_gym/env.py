@@ -167,7 +167,8 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     - ``n_per_domain``, ``data_seed``: size and seed of the synthetic suite (2,000 per domain, 0).
     - ``scenarios``: a list of ``Scenario`` to use instead of a source.
     - ``judge``: a ``Judge`` or a spec (``"simulated"``, ``"simulated:<responder>"``,
-      ``"table:<path.npz>"``); default ``SimulatedJudge()``.
+      ``"simulated@<params.json>"``, ``"table:<path.npz>"``, ``"llm:<backend spec>"``; see
+      ``make_judge``); default ``SimulatedJudge()``.
     - ``question_cost``: a number, 10 numbers, or ``{attribute: cost}`` (default 0.08).
     - ``budget``: most questions per episode (default 10).
     - ``featurizer``: ``"hashing"``, ``"hashing:<dim>"``, ``"embedding[:<model>]"`` or an object.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from penguin_gym.data import load_scenarios
+from penguin_gym.data import ATTRIBUTES, load_scenarios
 from penguin_gym.error import BackendError, ConfigError, DependencyNotInstalled, JudgeBatchError
 from penguin_gym.judges.backends import OpenAICompatible, make_backend
 from penguin_gym.judges.cache import CachedJudge
@@ -239,6 +239,27 @@ def test_spec_strings_and_urls(key):
     assert azure._request_headers()["api-key"] == key and "Authorization" not in azure._request_headers()
     with pytest.raises(ConfigError, match="base_url"):
         OpenAICompatible("m", "localhost:8000")
+
+
+def test_env_with_an_llm_judge_spec(scenarios):
+    import gymnasium as gym
+
+    import penguin_gym  # noqa: F401
+    from penguin_gym.judges.factory import make_judge
+
+    with ScriptedOpenAIServer(_answer_or_grade) as server:
+        env = gym.make("Penguin-Health-v0", judge=f"llm:openai:test-model@{server.url}")
+        assert isinstance(env.unwrapped.judge, LLMJudge) and "test-model" in env.unwrapped.judge.name
+        env.reset(seed=0)
+        _, cost, *_ = env.step(ATTRIBUTES.index("Age"))
+        _, reward, terminated, *_ = env.step(10)
+        env.close()
+    # One attribute known: the scripted grader gives (3, 3, 2) -> 8/3.
+    assert cost < 0 and terminated and reward == pytest.approx(8 / 3)
+    with pytest.raises(ConfigError, match="backend spec"):
+        make_judge("llm:")
+    with pytest.raises(ConfigError, match="llm:<backend spec>"):
+        make_judge("gpt-4o")
 
 
 def test_penguin_gym_import_stays_light():

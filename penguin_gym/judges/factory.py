@@ -13,7 +13,11 @@ def make_judge(spec: Judge | str | None = None) -> Judge:
 
     Specs: ``None`` or ``"simulated"`` (the calibrated ``SimulatedJudge``), ``"simulated:<responder>"``
     (a responder preset, e.g. ``"simulated:gpt-4o"``), ``"simulated@<params.json>"`` (refitted
-    parameters), ``"table:<path.npz>"`` (a precomputed ``ScoreTable``), or a ``Judge`` object.
+    parameters), ``"table:<path.npz>"`` (a precomputed ``ScoreTable``), ``"llm:<backend spec>"`` (an
+    ``LLMJudge`` whose responder and judge are the one backend, e.g.
+    ``"llm:openai:Qwen/Qwen2.5-7B-Instruct@http://localhost:8000/v1"`` or ``"llm:hf:<model id or path>"``;
+    for two models, sampling options or a cache, pass an ``LLMJudge`` / ``CachedJudge`` object), or a
+    ``Judge`` object.
     """
     from penguin_gym.judges.simulated import SimulatedJudge
 
@@ -35,7 +39,15 @@ def make_judge(spec: Judge | str | None = None) -> Judge:
         from penguin_gym.judges.table import ScoreTable
 
         return ScoreTable.load(arg)  # type: ignore[no-any-return]
+    if kind == "llm":
+        if not arg:
+            raise ConfigError(
+                f"judge spec {spec!r}: give a backend spec, e.g. 'llm:openai:gpt-4o-mini@http://localhost:8000/v1'"
+            )
+        from penguin_gym.judges.llm import LLMJudge
+
+        return LLMJudge(arg)
     raise ConfigError(
         f"unknown judge spec {spec!r}; valid: 'simulated', 'simulated:<responder>', 'simulated@<params.json>', "
-        "'table:<path.npz>', or a Judge object (LLMJudge, CachedJudge, ...)"
+        "'table:<path.npz>', 'llm:<backend spec>', or a Judge object (LLMJudge, CachedJudge, ...)"
     )
