@@ -181,14 +181,28 @@ class PathGainAbstention:
     ``gain[a] - confidence * stderr[a] > cost[a]`` for an attribute not yet asked (``path_gain_stats``),
     or when nothing is left to ask.
 
-    ``confidence`` is in standard errors. At 0 the agent asks whenever the paths' mean gain beats the
-    cost, which makes it hedge: an attribute that two of five neighbours' planners asked, each with a
-    gain of 0.3, has a mean gain of 0.12 and gets asked at a cost of 0.08 although the other three
-    planners found it not worth asking. With ``confidence > 0`` a question must be worth its cost on
-    the evidence of the paths taken together: the neighbours must broadly agree. On the synthetic suite
-    at the default cost (``penguin-gym raise``): 3.6 questions per user at 0, 3.3 at the default 0.5,
-    3.1 at 0.75 and 2.8 at 1 (the paper's RAISE: 2.7); safety falls with them (4.48, 4.45, 4.42, 4.39)
-    and from 0.75 on full RAISE no longer beats +agent on every domain.
+    ``confidence`` is in standard errors. At the default 0 this is the expected-value rule: ask while
+    the paths' mean gain of some question beats its cost. It hedges: an attribute that two of five
+    neighbours' planners asked, each with a gain of 0.3, has a mean gain of 0.12 and gets asked at a
+    cost of 0.08 although the other three planners found it not worth asking. With ``confidence > 0``
+    a question must beat its cost on the evidence of the paths taken together (the neighbours must
+    broadly agree), so the agent asks less, but among the questions it drops are those only a few
+    neighbours needed, which reveal a rare, serious risk: critical misses (high-risk users answered
+    without the question that reveals it, ``evaluate``) rise. On the synthetic suite at the default
+    cost (``penguin-gym raise``, 700 test users per domain; ``penguin-gym benchmark``):
+
+    ==========  =========  ======  ==============================================  =============
+    confidence  questions  safety  full RAISE above +agent (4.37, 3.2 questions)   critical miss
+    ==========  =========  ======  ==============================================  =============
+    0           3.6        4.48    on every domain                                 26%
+    0.5         3.3        4.45    on every domain                                 37%
+    0.75        3.1        4.42    on 6 of 7 domains                               42%
+    1           2.8        4.39    on 3 of 7 domains                               50%
+    ==========  =========  ======  ==============================================  =============
+
+    The paper's RAISE asks 2.7 questions; here every agent that does not see the profile asks 3.5 at
+    this cost (greedy, MCTS on sampled profiles), because the simulated judge still pays for a third
+    and fourth attribute (the README's RAISE section has the numbers).
 
     Args:
         confidence: Standard errors the expected gain must clear the cost by (>= 0).
@@ -196,7 +210,7 @@ class PathGainAbstention:
 
     name = "path-gain"
 
-    def __init__(self, confidence: float = 0.5) -> None:
+    def __init__(self, confidence: float = 0.0) -> None:
         if not (isinstance(confidence, (int, float)) and confidence >= 0):
             raise ConfigError(f"PathGainAbstention confidence = {confidence!r} must be a number >= 0")
         self.confidence = float(confidence)
@@ -450,7 +464,7 @@ class RaiseAgent(DialogueAgent):
         tau: float = 1.0,
         sigma: float = 0.15,
         threshold: float = 4.0,
-        confidence: float = 0.5,
+        confidence: float = 0.0,
         library_size: int = 200,
         planner: MCTSConfig | None = None,
         max_questions: int | None = None,

@@ -28,9 +28,9 @@ from penguin_gym.judges.base import BoundJudge, Judge, bind
 ANSWER = NUM_ATTRIBUTES
 NUM_ACTIONS = NUM_ATTRIBUTES + 1
 #: Default cost of one question, on the judge's 1-5 scale. With it the exact oracle (the best subset
-#: for each user, net of costs) asks 3.0 questions on average on the synthetic test users, and the MCTS
-#: planner's paths for training users are 2.7 long (the paper's RAISE figure). Asking a third or fourth
-#: attribute then pays only for users whose risk it reveals.
+#: for each user, net of costs) asks 3.0 questions on average on the synthetic test users and the MCTS
+#: planner's paths for training users are 2.9 long (the paper's RAISE asks 2.7). Asking a third or
+#: fourth attribute then pays only for users whose risk it reveals.
 DEFAULT_QUESTION_COST = 0.08
 
 InvalidActionPolicy = Literal["penalize", "raise"]
