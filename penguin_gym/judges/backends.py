@@ -787,7 +787,7 @@ class Transformers:
         if api.logits_kwarg:
             kwargs[api.logits_kwarg] = 1  # the prefill's logits are not needed: keep one position
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
-        return api.tensors(getattr(out, api.output))
+        return api.tensors(getattr(out, api.kwarg))  # the output names the cache as the input does
 
 
 _SHARED_ATTENTION = "penguin_shared_prefix"
@@ -957,11 +957,11 @@ class _SharedPrefixUnsupported(Exception):
 
 class _CacheAPI:
     """How this transformers version runs a model over a key/value cache: the keyword (``cache`` since
-    transformers 5, ``past_key_values`` before) and output attribute, ``DynamicCache`` from tensors, and
-    the keyword that keeps only the last position's logits."""
+    transformers 5, ``past_key_values`` before; the output attribute has the same name), ``DynamicCache``
+    from tensors, and the keyword that keeps only the last position's logits."""
 
     def __init__(self, kwarg: str, cache_class: Any, config: Any, logits_kwarg: str | None) -> None:
-        self.kwarg = self.output = kwarg
+        self.kwarg = kwarg
         self.cache_class = cache_class
         self.config = config
         self.logits_kwarg = logits_kwarg
