@@ -12,12 +12,13 @@ queries and ranks their paths by offline safety, then loops:
 Each module is an LLM (through any ``penguin_gym.judges.backends.Backend``) or an offline stand-in:
 
 * ``LLMAbstention``: the LLM rates the completeness of the known background 0-5 and the agent stops at
-  ``threshold`` (the paper's scale abstention). Offline, ``PathGainAbstention``: stop when the retrieved
+  ``threshold`` (the paper's scale abstention). Offline, ``PathGainAbstention``: stop when the library's
   paths say the remaining expected gain is below the question cost: the expected safety gain of an
-  attribute not yet asked is, over the paths weighted by similarity, what each path's user would lose
-  without it (the path's leave-one-out ``gains``; 0 on a path that does not ask it: its planner found it
-  not worth its cost), and it must beat the cost by ``confidence`` standard errors of that mean (the
-  paths must broadly agree that the question pays).
+  attribute not yet asked is, over the ``evidence = 30`` best-matching records weighted by similarity,
+  what each record's user would lose without it (the path's leave-one-out ``gains``; 0 on a path that
+  does not ask it: its planner found it not worth its cost), and it must beat the cost by
+  ``confidence = 0.5`` standard errors of that mean (the paths must broadly agree that the question
+  pays).
 * ``LLMAcquisition``: the LLM picks the next attribute, with the retrieved paths as examples. Offline,
   ``VoteAcquisition``: follow the paths' votes: each path votes for each attribute it asks that is not
   yet asked, with its weight times that attribute's gain on it; the top vote net of the question's cost
@@ -27,7 +28,8 @@ Where an LLM sees the revealed background, the offline stand-ins use it through 
 anything is revealed the paths are the ``k`` stored queries nearest to the user's (cosine), and after
 each answer they are the ``k`` records, among the ``pool`` nearest queries, that best match the query
 and the values revealed so far (the stored users' severities; weight
-``exp(sim / tau - sum (s_a - s_pa)^2 / (2 sigma^2))``). Both kinds of modules see the same paths.
+``exp(sim / tau - sum (s_a - s_pa)^2 / (2 sigma^2))``). Both kinds of modules see the same ``k`` paths;
+the offline abstention also reads the next best matches, up to ``evidence`` records, for its estimate.
 
 An unusable LLM reply (an attribute that does not exist or was already asked, a rating that is not a
 number in 0-5) falls back to the offline module, is logged, and is counted in ``agent.stats``.
@@ -96,6 +98,8 @@ class RaiseContext:
         budget_left: Questions left.
         costs: Question costs (10,), judge units (comparable with safety gains).
         paths: Retrieved ``(record, weight)`` pairs, best offline safety first (none for +agent).
+        evidence: The records the offline abstention estimates gains from: the ``evidence`` best
+            matches among the pooled queries, by weight (a superset of ``paths``; empty: use ``paths``).
     """
 
     query: str
@@ -105,6 +109,7 @@ class RaiseContext:
     budget_left: int
     costs: np.ndarray
     paths: list[tuple[PathRecord, float]] = field(default_factory=list)
+    evidence: list[tuple[PathRecord, float]] = field(default_factory=list)
 
     @property
     def asked_names(self) -> list[str]:
@@ -149,22 +154,25 @@ def path_gains(ctx: RaiseContext) -> tuple[np.ndarray, np.ndarray]:
     return share, gain
 
 
-def path_gain_stats(ctx: RaiseContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def path_gain_stats(
+    ctx: RaiseContext, paths: Sequence[tuple[PathRecord, float]] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``path_gains`` and the standard error of each gain: ``(share, gain, stderr)``, all ``(10,)``.
 
     Each path is one sample of what a user like this one gains from ``a`` (its leave-one-out gain, or 0
     where its planner did not ask ``a``); ``stderr[a]`` is the weighted standard deviation of those
     samples over the square root of the paths' effective number ``1 / sum(w^2)`` (weights normalized).
-    Asked attributes get 0 everywhere.
+    Asked attributes get 0 everywhere. ``paths`` (default ``ctx.paths``) are the records to read.
     """
+    paths = ctx.paths if paths is None else paths
     zeros = np.zeros(NUM_ATTRIBUTES)
-    if not ctx.paths:
+    if not paths:
         return zeros, zeros.copy(), zeros.copy()
-    w = np.array([max(wp, 0.0) for _, wp in ctx.paths]) + 1e-12
+    w = np.array([max(wp, 0.0) for _, wp in paths]) + 1e-12
     w /= w.sum()
-    samples = np.zeros((len(ctx.paths), NUM_ATTRIBUTES))
-    asks = np.zeros((len(ctx.paths), NUM_ATTRIBUTES))
-    for i, (rec, _) in enumerate(ctx.paths):
+    samples = np.zeros((len(paths), NUM_ATTRIBUTES))
+    asks = np.zeros((len(paths), NUM_ATTRIBUTES))
+    for i, (rec, _) in enumerate(paths):
         for name, g in zip(rec.path, _record_gains(rec), strict=True):
             a = ATTRIBUTE_INDEX[name]
             samples[i, a], asks[i, a] = g, 1.0
@@ -178,31 +186,40 @@ def path_gain_stats(ctx: RaiseContext) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 class PathGainAbstention:
     """Stop when the paths do not show that some attribute's gain beats its question cost: stop unless
-    ``gain[a] - confidence * stderr[a] > cost[a]`` for an attribute not yet asked (``path_gain_stats``),
-    or when nothing is left to ask.
+    ``gain[a] - confidence * stderr[a] > cost[a]`` for an attribute not yet asked (``path_gain_stats``
+    over ``ctx.evidence``, or ``ctx.paths`` when the context has no evidence), or when nothing is left
+    to ask.
 
-    ``confidence`` is in standard errors. At the default 0 this is the expected-value rule: ask while
-    the paths' mean gain of some question beats its cost. It hedges: an attribute that two of five
-    neighbours' planners asked, each with a gain of 0.3, has a mean gain of 0.12 and gets asked at a
-    cost of 0.08 although the other three planners found it not worth asking. With ``confidence > 0``
-    a question must beat its cost on the evidence of the paths taken together (the neighbours must
-    broadly agree), so the agent asks less, but among the questions it drops are those only a few
-    neighbours needed, which reveal a rare, serious risk: critical misses (high-risk users answered
-    without the question that reveals it, ``evaluate``) rise. On the synthetic suite at the default
-    cost (``penguin-gym raise``, 700 test users per domain; ``penguin-gym benchmark``):
+    ``confidence`` is in standard errors (``RaiseAgent`` uses 0.5). At 0, this class's default, it is
+    the expected-value rule: ask while the mean gain of some question beats its cost. It hedges: an
+    attribute that two of five neighbours' planners asked, each with a gain of 0.3, has a mean gain of
+    0.12 and gets asked at a cost of 0.08 although the other three planners found it not worth asking;
+    and since the rule asks while *any* of ten noisy means beats the cost, the noise itself keeps it
+    asking. ``RaiseAgent`` therefore reads the gains from its ``evidence`` best-matching records (30,
+    not the ``k = 5`` paths the acquisition module follows): a better estimate of what users like this
+    one gain, on which ``confidence > 0`` drops the questions the neighbours do not broadly agree on.
+    Among those are questions only a few neighbours needed, which reveal a rare, serious risk: critical
+    misses (high-risk users answered without the question that reveals it, ``evaluate``) rise. On the
+    synthetic suite at the default cost (questions, safety, net reward and critical misses from
+    ``penguin-gym benchmark --agents raise --agent-option raise:confidence=<z>``; the order per domain
+    from ``penguin-gym raise --responders mean`` with the same options; the exact oracle asks 3.0
+    questions for a net reward of 4.29, +agent 3.2 for a safety of 4.37):
 
-    ==========  =========  ======  ==============================================  =============
-    confidence  questions  safety  full RAISE above +agent (4.37, 3.2 questions)   critical miss
-    ==========  =========  ======  ==============================================  =============
-    0           3.6        4.48    on every domain                                 26%
-    0.5         3.3        4.45    on every domain                                 37%
-    0.75        3.1        4.42    on 6 of 7 domains                               42%
-    1           2.8        4.39    on 3 of 7 domains                               50%
-    ==========  =========  ======  ==============================================  =============
+    ========  =============  =========  ======  ==========  ============================  =============
+    evidence  confidence     questions  safety  net reward  full RAISE safer than +agent  critical miss
+    ========  =============  =========  ======  ==========  ============================  =============
+    5         0              3.6        4.48    4.19        on every domain               26%
+    30        0              3.6        4.49    4.20        on every domain               22%
+    30        0.5 (default)  3.4        4.46    4.19        on every domain               27%
+    30        1              3.2        4.44    4.19        not on Life (-0.005)          31%
+    30        1.25           3.0        4.43    4.18        not on Life (-0.02)           35%
+    ========  =============  =========  ======  ==========  ============================  =============
 
-    The paper's RAISE asks 2.7 questions; here every agent that does not see the profile asks 3.5 at
-    this cost (greedy, MCTS on sampled profiles), because the simulated judge still pays for a third
-    and fourth attribute (the README's RAISE section has the numbers).
+    The first row is the rule on the five retrieved paths alone (``RaiseAgent(evidence=5, pool=50,
+    confidence=0)``, the default before). The paper's RAISE asks 2.7 questions (1.35 to 4.98 across its
+    six LLMs). Here an agent that does not see the profile pays for a third and a fourth question more
+    often than under the paper's judge (the README's RAISE section has the numbers). At 0.5 full RAISE
+    stays safer than +agent on every domain with room to spare (0.028 on the closest); at 1 it does not.
 
     Args:
         confidence: Standard errors the expected gain must clear the cost by (>= 0).
@@ -219,7 +236,7 @@ class PathGainAbstention:
         cands = ctx.candidates
         if not cands or ctx.budget_left <= 0:
             return True
-        _, gain, stderr = path_gain_stats(ctx)
+        _, gain, stderr = path_gain_stats(ctx, ctx.evidence or ctx.paths)
         bound = gain - self.confidence * stderr
         return not any(bound[a] > ctx.costs[a] for a in cands)
 
@@ -435,12 +452,14 @@ class RaiseAgent(DialogueAgent):
         backend: An LLM ``Backend`` or spec for both modules (default: the offline modules).
         acquisition, abstention: Explicit modules (override ``backend``).
         embedding: The query embedder (``"auto"``: all-MiniLM-L6-v2 when installed locally, else hashing).
-        k: Paths retrieved (5).
-        pool: Nearest stored queries among which the paths are re-matched after each answer.
+        k: Paths retrieved (5): the examples of the acquisition module (and of the LLM modules).
+        pool: Nearest stored queries among which the paths are re-matched after each answer (100).
+        evidence: Best-matching records of the pool from which the offline abstention estimates each
+            question's gain and its standard error (30; ``PathGainAbstention``).
         tau, sigma: Weights of query similarity and of revealed-value agreement in that matching.
         threshold: The stopping rating (0-5) of the LLM abstention and of +agent's offline abstention.
-        confidence: Standard errors by which the paths' expected gain of a question must beat its cost
-            for full RAISE's offline abstention to go on (``PathGainAbstention``; 0: the mean alone).
+        confidence: Standard errors by which the expected gain of a question must beat its cost for full
+            RAISE's offline abstention to go on (``PathGainAbstention``; 0.5; 0: the mean alone).
         library_size: Training users planned per domain for the default library.
         planner: The offline planner's hyper-parameters (default: the paper's).
         max_questions: Optional cap on questions besides the env's budget.
@@ -460,11 +479,12 @@ class RaiseAgent(DialogueAgent):
         abstention: Abstention | None = None,
         embedding: str | Featurizer | None = "auto",
         k: int = 5,
-        pool: int = 50,
+        pool: int = 100,
+        evidence: int = 30,
         tau: float = 1.0,
         sigma: float = 0.15,
         threshold: float = 4.0,
-        confidence: float = 0.0,
+        confidence: float = 0.5,
         library_size: int = 200,
         planner: MCTSConfig | None = None,
         max_questions: int | None = None,
@@ -474,9 +494,14 @@ class RaiseAgent(DialogueAgent):
         super().__init__()
         if variant not in ("planner", "agent"):
             raise ConfigError(f"RaiseAgent variant = {variant!r} must be 'planner' (full RAISE) or 'agent' (+agent)")
-        if k < 1 or library_size < 1 or pool < k:
+        counts = {"k": k, "pool": pool, "evidence": evidence, "library_size": library_size}
+        bad = {n: v for n, v in counts.items() if isinstance(v, bool) or not isinstance(v, (int, np.integer))}
+        if bad:
+            raise ConfigError(f"RaiseAgent counts must be integers, got {bad}")
+        if k < 1 or library_size < 1 or pool < max(k, evidence) or evidence < 1:
             raise ConfigError(
-                f"RaiseAgent needs k >= 1, pool >= k and library_size >= 1 (got {k}, {pool}, {library_size})"
+                "RaiseAgent needs k >= 1, evidence >= 1, pool >= max(k, evidence) and library_size >= 1 "
+                f"(got k={k}, evidence={evidence}, pool={pool}, library_size={library_size})"
             )
         if not (tau > 0 and sigma > 0):
             raise ConfigError(f"RaiseAgent tau = {tau} and sigma = {sigma} must be > 0")
@@ -497,7 +522,8 @@ class RaiseAgent(DialogueAgent):
         self.abstention: Abstention = abstention or offline_abs
         self.embedding_spec = embedding
         self.featurizer: Featurizer | None = None
-        self.k, self.pool, self.tau, self.sigma = k, pool, float(tau), float(sigma)
+        self.k, self.pool, self.evidence = int(k), int(pool), int(evidence)
+        self.tau, self.sigma = float(tau), float(sigma)
         self.library_size = library_size
         self.planner = planner or MCTSConfig()
         self.max_questions = max_questions
@@ -618,8 +644,9 @@ class RaiseAgent(DialogueAgent):
         self._pool = cand[np.argsort(-sims[cand], kind="stable")[: self.pool]]
         self._sims = sims[self._pool]
 
-    def retrieved(self) -> list[tuple[PathRecord, float]]:
-        """The ``k`` paths for the current dialogue, best offline safety first, with their weights."""
+    def retrieved(self, k: int | None = None) -> list[tuple[PathRecord, float]]:
+        """The ``k`` (default ``self.k``) paths for the current dialogue, best offline safety first, with
+        their weights."""
         if self.variant != "planner" or self.library is None or not len(self._pool):
             return []
         d = self.dialogue
@@ -628,7 +655,7 @@ class RaiseAgent(DialogueAgent):
         if len(asked):
             diff = np.nan_to_num(self.library.severity[np.ix_(self._pool, asked)] - d.severity[asked])
             logw = logw - (diff**2).sum(axis=1) / (2 * self.sigma**2)
-        top = np.argsort(-logw, kind="stable")[: self.k]
+        top = np.argsort(-logw, kind="stable")[: self.k if k is None else k]
         w = np.exp(logw[top] - logw[top].max())
         order = np.argsort(-self.library.safety[self._pool[top]], kind="stable")
         return [(self.library.records[self._pool[top[i]]], float(w[i])) for i in order]
@@ -644,6 +671,7 @@ class RaiseAgent(DialogueAgent):
             budget_left=d.budget_left,
             costs=self.judge_costs,
             paths=self.retrieved(),
+            evidence=self.retrieved(self.evidence),
         )
 
     def choose(self, obs: Mapping[str, np.ndarray]) -> int:

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -145,6 +146,14 @@ def test_offline_modules() -> None:
     assert not PathGainAbstention(confidence=5.0).should_stop(_ctx([(a, 1.0), (a, 1.0)], 1 << m))
     with pytest.raises(ConfigError, match="confidence"):
         PathGainAbstention(confidence=-1)
+    # With evidence the abstention reads it, not the paths: nine of ten neighbours' planners stopped after
+    # Mental Health, so Past Self-Harm's expected gain is 0.4 / 10 < cost, though half the paths ask it.
+    c = _rec(["Mental Health Status"], [3.0, 3.9], [0.9])
+    paths = [(a, 1.0), (c, 1.0)]
+    assert not PathGainAbstention().should_stop(_ctx(paths, 1 << m))
+    crowd = RaiseContext("q", "Health", {}, 1 << m, 10, np.full(10, 0.05), paths, [(a, 1.0)] + [(c, 1.0)] * 9)
+    assert PathGainAbstention().should_stop(crowd)
+    assert VoteAcquisition().choose(crowd) == sh  # the acquisition still follows the paths
     assert ImportanceAcquisition().choose(_ctx([])) == m
     c = CompletenessAbstention(threshold=4.0)
 
@@ -180,6 +189,32 @@ def test_variants_on_an_env() -> None:
         RaiseAgent(variant="agent", library=PathLibrary([_rec(["Age"], [3.0, 3.1], [0.1])]))
     with pytest.raises(ConfigError, match="variant"):
         RaiseAgent(variant="both")  # type: ignore[arg-type]
+
+
+def test_evidence_is_the_best_matches_around_the_paths(library: PathLibrary) -> None:
+    env = gym.make("Penguin-Health-v0", n_per_domain=80).unwrapped
+    agent = RaiseAgent(library=library, embedding="hashing", k=5, evidence=12, pool=20)
+    agent.attach(env)
+    obs, info = env.reset(seed=0)
+    agent.reset(info)
+    steps = 0
+    while True:
+        action = agent.act(obs, info)  # records the last answer, then asks the modules
+        ctx = agent.context()
+        assert len(ctx.paths) == 5 and len(ctx.evidence) == 12
+        assert {r.id for r, _ in ctx.paths} <= {r.id for r, _ in ctx.evidence}
+        # Every record of the evidence outweighs every pooled record left out of it.
+        kept = {r.id for r, _ in ctx.evidence}
+        weights = {r.id: w for r, w in agent.retrieved(20)}
+        assert min(weights[i] for i in kept) >= max(w for i, w in weights.items() if i not in kept)
+        obs, _, done, _, info = env.step(action)
+        steps += 1
+        if done:
+            break
+    assert steps >= 2 and agent.dialogue.revealed  # it asked, and the evidence was re-matched on answers
+    for bad, match in [({"k": 5.0}, "integers"), ({"evidence": 30, "pool": 20}, "pool"), ({"evidence": 0}, "evidence")]:
+        with pytest.raises(ConfigError, match=match):
+            RaiseAgent(**bad)  # type: ignore[arg-type]
 
 
 def test_fit_and_library_file(health: list, library: PathLibrary, tmp_path: Path) -> None:  # type: ignore[type-arg]
