@@ -4,7 +4,7 @@ Wu et al., "Personalized Safety in LLMs: A Benchmark and A Planning-Based Agent 
 
 1. **Table 2**: on every domain, vanilla (answer at once) < +agent (acquisition + abstention, no
    planner) < +planner (full RAISE) < the oracle (the best set for the user's true profile: the upper
-   bound); RAISE asks about 2.7 questions per episode.
+   bound); RAISE asks about 2.7 questions per episode (checked: within ``QUESTIONS_TOLERANCE`` = 0.5).
 2. **Budget k = 3** (Section 4.4): oracle (best of the 120 3-subsets) > MCTS > static top-3 > random 3
    (no question cost; every agent asks exactly 3). MCTS is shown both as the paper runs it (planning
    with the user's true profile, T = 300) and as a deployable agent (planning with profiles sampled
@@ -12,7 +12,8 @@ Wu et al., "Personalized Safety in LLMs: A Benchmark and A Planning-Based Agent 
 
 Every agent is evaluated on the test split; the offline stages (RAISE's path library, the learned
 priors and beliefs) use the training split only. The check passes when the orderings hold on mean
-safety (and, for the oracle, on the return it maximizes: safety minus question costs).
+safety (and, for the oracle, on the return it maximizes: safety minus question costs) and full RAISE's
+questions per episode are near the paper's.
 
 Run:
     python -m experiments.reproduce_raise                    # full run, a minute or two on CPU
@@ -40,6 +41,8 @@ from penguin_gym.model import DEFAULT_QUESTION_COST
 
 PAPER_TABLE2 = {"vanilla": 2.86, "+agent": 3.56, "+planner": 3.77}
 PAPER_QUESTIONS = 2.7
+#: "Near the paper's 2.7": full RAISE's mean questions per episode, all domains, within this distance.
+QUESTIONS_TOLERANCE = 0.5
 
 
 @dataclass
@@ -209,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         caption="paper: oracle > MCTS > static > random",
     )
     failed = failed2 + failed3
+    if abs(q["+planner"] - PAPER_QUESTIONS) > QUESTIONS_TOLERANCE:
+        failed.append(
+            f"questions per episode {q['+planner']:.2f} not within {PAPER_QUESTIONS} +- {QUESTIONS_TOLERANCE}"
+        )
     print(
         f"questions per episode (+planner): {q['+planner']:.2f} (paper {PAPER_QUESTIONS}; oracle here {q['oracle']:.2f})"
     )
