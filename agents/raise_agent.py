@@ -498,9 +498,9 @@ class RaiseAgent(DialogueAgent):
         bad = {n: v for n, v in counts.items() if isinstance(v, bool) or not isinstance(v, (int, np.integer))}
         if bad:
             raise ConfigError(f"RaiseAgent counts must be integers, got {bad}")
-        if k < 1 or library_size < 1 or pool < max(k, evidence) or evidence < 1:
+        if k < 1 or library_size < 1 or not k <= evidence <= pool:
             raise ConfigError(
-                "RaiseAgent needs k >= 1, evidence >= 1, pool >= max(k, evidence) and library_size >= 1 "
+                "RaiseAgent needs 1 <= k <= evidence <= pool and library_size >= 1 "
                 f"(got k={k}, evidence={evidence}, pool={pool}, library_size={library_size})"
             )
         if not (tau > 0 and sigma > 0):

@@ -212,7 +212,11 @@ def test_evidence_is_the_best_matches_around_the_paths(library: PathLibrary) -> 
         if done:
             break
     assert steps >= 2 and agent.dialogue.revealed  # it asked, and the evidence was re-matched on answers
-    for bad, match in [({"k": 5.0}, "integers"), ({"evidence": 30, "pool": 20}, "pool"), ({"evidence": 0}, "evidence")]:
+    for bad, match in [
+        ({"k": 5.0}, "integers"),
+        ({"evidence": 30, "pool": 20}, "pool"),
+        ({"k": 5, "evidence": 3}, "evidence"),
+    ]:
         with pytest.raises(ConfigError, match=match):
             RaiseAgent(**bad)  # type: ignore[arg-type]
 
