@@ -647,22 +647,35 @@ class RaiseAgent(DialogueAgent):
     def retrieved(self, k: int | None = None) -> list[tuple[PathRecord, float]]:
         """The ``k`` (default ``self.k``) paths for the current dialogue, best offline safety first, with
         their weights."""
+        top, w = self._matches(self.k if k is None else k)
+        return self._by_safety(top, w)
+
+    def _matches(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` pooled records that best match the query and the answers so far (pool positions,
+        best first) and their weights (the best one's is 1)."""
         if self.variant != "planner" or self.library is None or not len(self._pool):
-            return []
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
         d = self.dialogue
         logw = self._sims / self.tau
         asked = np.flatnonzero(MASK_BITS[d.asked_mask])
         if len(asked):
             diff = np.nan_to_num(self.library.severity[np.ix_(self._pool, asked)] - d.severity[asked])
             logw = logw - (diff**2).sum(axis=1) / (2 * self.sigma**2)
-        top = np.argsort(-logw, kind="stable")[: self.k if k is None else k]
-        w = np.exp(logw[top] - logw[top].max())
+        top = np.argsort(-logw, kind="stable")[:n]
+        return top, np.exp(logw[top] - logw[top[0]])
+
+    def _by_safety(self, top: np.ndarray, w: np.ndarray) -> list[tuple[PathRecord, float]]:
+        """``(record, weight)`` of the pool positions ``top``, best offline safety first."""
+        if self.library is None or not len(top):
+            return []
         order = np.argsort(-self.library.safety[self._pool[top]], kind="stable")
         return [(self.library.records[self._pool[top[i]]], float(w[i])) for i in order]
 
     def context(self) -> RaiseContext:
         """The modules' view of the current dialogue."""
         d = self.dialogue
+        # One ranking serves both: the k paths are the best-weighted records of the evidence.
+        top, w = self._matches(self.evidence)
         return RaiseContext(
             query=d.query,
             domain=d.domain,
@@ -670,8 +683,8 @@ class RaiseAgent(DialogueAgent):
             asked_mask=d.asked_mask,
             budget_left=d.budget_left,
             costs=self.judge_costs,
-            paths=self.retrieved(),
-            evidence=self.retrieved(self.evidence),
+            paths=self._by_safety(top[: self.k], w[: self.k]),
+            evidence=self._by_safety(top, w),
         )
 
     def choose(self, obs: Mapping[str, np.ndarray]) -> int:
