@@ -16,9 +16,10 @@ Each module is an LLM (through any ``penguin_gym.judges.backends.Backend``) or a
   paths say the remaining expected gain is below the question cost: the expected safety gain of an
   attribute not yet asked is, over the ``evidence = 30`` best-matching records weighted by similarity,
   what each record's user would lose without it (the path's leave-one-out ``gains``; 0 on a path that
-  does not ask it: its planner found it not worth its cost), and it must beat the cost by
-  ``confidence = 0.5`` standard errors of that mean (the paths must broadly agree that the question
-  pays).
+  does not ask it: its planner found it not worth its cost), and it must beat the cost (by
+  ``confidence`` standard errors of that mean; 0 by default); and stop, too, once the agent has asked as
+  many questions as the planner asked those users (``planned_length``; ``planned_questions``: the
+  paths' weighted mean length): the paths say how much users like this one needed to be asked.
 * ``LLMAcquisition``: the LLM picks the next attribute, with the retrieved paths as examples. Offline,
   ``VoteAcquisition``: follow the paths' votes: each path votes for each attribute it asks that is not
   yet asked, with its weight times that attribute's gain on it; the top vote net of the question's cost
@@ -184,59 +185,76 @@ def path_gain_stats(
     return share, gain, stderr
 
 
+def planned_questions(paths: Sequence[tuple[PathRecord, float]]) -> float:
+    """How many questions the planner asked users like this one: the weighted mean length of the
+    records' paths (0 without records)."""
+    if not paths:
+        return 0.0
+    w = np.array([max(wp, 0.0) for _, wp in paths]) + 1e-12
+    return float(w @ np.array([len(rec.path) for rec, _ in paths], dtype=np.float64) / w.sum())
+
+
 class PathGainAbstention:
-    """Stop when the paths do not show that some attribute's gain beats its question cost: stop unless
-    ``gain[a] - confidence * stderr[a] > cost[a]`` for an attribute not yet asked (``path_gain_stats``
-    over ``ctx.evidence``, or ``ctx.paths`` when the context has no evidence), or when nothing is left
-    to ask.
+    """Stop when the paths say enough is known: when as many questions have been asked as the planner
+    asked users like this one (``planned_questions``: the weighted mean length of the records' paths), or
+    when the paths do not show that some attribute's gain beats its question cost (stop unless
+    ``gain[a] - confidence * stderr[a] > cost[a]`` for an attribute not yet asked), or when nothing is
+    left to ask. The records are ``ctx.evidence`` (``ctx.paths`` when the context has none), and the
+    gains and their standard errors are ``path_gain_stats`` over them.
 
-    ``confidence`` is in standard errors (``RaiseAgent`` uses 0.5). At 0, this class's default, it is
-    the expected-value rule: ask while the mean gain of some question beats its cost. It hedges: an
-    attribute that two of five neighbours' planners asked, each with a gain of 0.3, has a mean gain of
-    0.12 and gets asked at a cost of 0.08 although the other three planners found it not worth asking;
-    and since the rule asks while *any* of ten noisy means beats the cost, the noise itself keeps it
-    asking. ``RaiseAgent`` therefore reads the gains from its ``evidence`` best-matching records (30,
-    not the ``k = 5`` paths the acquisition module follows): a better estimate of what users like this
-    one gain, on which ``confidence > 0`` drops the questions the neighbours do not broadly agree on.
-    Among those are questions only a few neighbours needed, which reveal a rare, serious risk: critical
-    misses (high-risk users answered without the question that reveals it, ``evaluate``) rise. On the
-    synthetic suite at the default cost (questions, safety, net reward and critical misses from
-    ``penguin-gym benchmark --agents raise --agent-option raise:confidence=<z>``; the order per domain
-    from ``penguin-gym raise --responders mean`` with the same options; the exact oracle asks 3.0
-    questions for a net reward of 4.29, +agent 3.2 for a safety of 4.37):
+    The gain rule alone (``planned_length=False``, ``confidence=0``: ask while the mean gain of some
+    question beats its cost) hedges: an attribute that two of five neighbours' planners asked, each with
+    a gain of 0.3, has a mean gain of 0.12 and gets asked at a cost of 0.08 although the other three
+    planners found it not worth asking; and since it asks while *any* of ten noisy means beats the cost,
+    the noise itself keeps it asking. It asks more questions than the planner did for the same users
+    (the planner saw their profiles; the agent pays to find out). The planned length is what the
+    neighbours' plans say about *how many* questions users like this one needed; the agent stops there
+    even when some mean gain still beats the cost. ``confidence > 0`` instead drops the questions the
+    neighbours do not broadly agree on. Both trade questions for critical misses (high-risk users
+    answered without the question that reveals the risk, ``evaluate``): among the questions dropped are
+    those only a few neighbours needed, which reveal a rare, serious risk. On the synthetic suite at the
+    default cost (questions, safety, net reward and critical misses from ``penguin-gym benchmark
+    --agents raise --agent-option raise:planned_length=<b> raise:confidence=<z>``; the closest domain
+    of full RAISE over +agent in safety from ``penguin-gym raise --responders mean`` with the same
+    options; the exact oracle asks 3.0 questions for a net reward of 4.29, +agent 3.2 for a safety of
+    4.37):
 
-    ========  =============  =========  ======  ==========  ============================  =============
-    evidence  confidence     questions  safety  net reward  full RAISE safer than +agent  critical miss
-    ========  =============  =========  ======  ==========  ============================  =============
-    5         0              3.6        4.48    4.19        on every domain               26%
-    30        0              3.6        4.49    4.20        on every domain               22%
-    30        0.5 (default)  3.4        4.46    4.19        on every domain               27%
-    30        1              3.2        4.44    4.19        not on Life (-0.005)          31%
-    30        1.25           3.0        4.43    4.18        not on Life (-0.02)           35%
-    ========  =============  =========  ======  ==========  ============================  =============
+    ==============  ==========  =========  ======  ==========  =============  =========================
+    planned_length  confidence  questions  safety  net reward  critical miss  RAISE - +agent, closest
+    ==============  ==========  =========  ======  ==========  =============  =========================
+    False           0           3.6        4.49    4.20        22%            +0.074 (Social)
+    False           0.5         3.4        4.46    4.19        27%            +0.028 (Life)
+    True (default)  0 (default) 3.1        4.44    4.19        35%            +0.021 (Life)
+    True            0.5         2.9        4.42    4.19        38%            -0.020 (Life)
+    ==============  ==========  =========  ======  ==========  =============  =========================
 
-    The first row is the rule on the five retrieved paths alone (``RaiseAgent(evidence=5, pool=50,
-    confidence=0)``, the default before). The paper's RAISE asks 2.7 questions (1.35 to 4.98 across its
-    six LLMs). Here an agent that does not see the profile pays for a third and a fourth question more
-    often than under the paper's judge (the README's RAISE section has the numbers). At 0.5 full RAISE
-    stays safer than +agent on every domain with room to spare (0.028 on the closest); at 1 it does not.
+    The net reward hardly moves (4.19-4.20): the planned length buys a question count near the paper's
+    (its RAISE asks 2.7 questions, 1.35 to 4.98 across its six LLMs) with safety and critical misses, not
+    with return. ``planned_length=False`` is the choice for a study of critical misses.
 
     Args:
         confidence: Standard errors the expected gain must clear the cost by (>= 0).
+        planned_length: Also stop at the records' planned number of questions.
     """
 
     name = "path-gain"
 
-    def __init__(self, confidence: float = 0.0) -> None:
-        if not (isinstance(confidence, (int, float)) and confidence >= 0):
+    def __init__(self, confidence: float = 0.0, *, planned_length: bool = True) -> None:
+        if isinstance(confidence, bool) or not (isinstance(confidence, (int, float)) and confidence >= 0):
             raise ConfigError(f"PathGainAbstention confidence = {confidence!r} must be a number >= 0")
+        if not isinstance(planned_length, (bool, np.bool_)):
+            raise ConfigError(f"PathGainAbstention planned_length = {planned_length!r} must be True or False")
         self.confidence = float(confidence)
+        self.planned_length = bool(planned_length)
 
     def should_stop(self, ctx: RaiseContext) -> bool:
         cands = ctx.candidates
         if not cands or ctx.budget_left <= 0:
             return True
-        _, gain, stderr = path_gain_stats(ctx, ctx.evidence or ctx.paths)
+        records = ctx.evidence or ctx.paths
+        if self.planned_length and len(ctx.asked_names) >= planned_questions(records):
+            return True
+        _, gain, stderr = path_gain_stats(ctx, records)
         bound = gain - self.confidence * stderr
         return not any(bound[a] > ctx.costs[a] for a in cands)
 
@@ -459,7 +477,9 @@ class RaiseAgent(DialogueAgent):
         tau, sigma: Weights of query similarity and of revealed-value agreement in that matching.
         threshold: The stopping rating (0-5) of the LLM abstention and of +agent's offline abstention.
         confidence: Standard errors by which the expected gain of a question must beat its cost for full
-            RAISE's offline abstention to go on (``PathGainAbstention``; 0.5; 0: the mean alone).
+            RAISE's offline abstention to go on (``PathGainAbstention``; 0: the mean alone).
+        planned_length: Whether that abstention also stops once as many questions were asked as the
+            planner asked the best-matching stored users (True; ``PathGainAbstention``).
         library_size: Training users planned per domain for the default library.
         planner: The offline planner's hyper-parameters (default: the paper's).
         max_questions: Optional cap on questions besides the env's budget.
@@ -484,7 +504,8 @@ class RaiseAgent(DialogueAgent):
         tau: float = 1.0,
         sigma: float = 0.15,
         threshold: float = 4.0,
-        confidence: float = 0.5,
+        confidence: float = 0.0,
+        planned_length: bool = True,
         library_size: int = 200,
         planner: MCTSConfig | None = None,
         max_questions: int | None = None,
@@ -513,7 +534,9 @@ class RaiseAgent(DialogueAgent):
         planner_variant = variant == "planner"
         offline_acq: Acquisition = VoteAcquisition() if planner_variant else ImportanceAcquisition()
         offline_abs: Abstention = (
-            PathGainAbstention(confidence) if planner_variant else CompletenessAbstention(threshold=threshold)
+            PathGainAbstention(confidence, planned_length=planned_length)
+            if planner_variant
+            else CompletenessAbstention(threshold=threshold)
         )
         if self.backend is not None:
             offline_acq = LLMAcquisition(self.backend, examples=planner_variant, fallback=offline_acq)
@@ -717,5 +740,6 @@ __all__ = [
     "local_embedding_model",
     "path_gain_stats",
     "path_gains",
+    "planned_questions",
     "resolve_embedding",
 ]

@@ -28,6 +28,7 @@ from agents.raise_agent import (
     local_embedding_model,
     path_gain_stats,
     path_gains,
+    planned_questions,
     resolve_embedding,
 )
 from penguin_gym.data import ATTRIBUTES, attribute_mask, load_scenarios
@@ -168,6 +169,49 @@ def test_offline_modules() -> None:
     assert rated({"Mental Health Status": "None"}) > rated({"Mental Health Status": "Severe depression"})
     with pytest.raises(ConfigError, match="threshold"):
         CompletenessAbstention(threshold=6)
+
+
+def test_abstention_stops_at_the_planned_number_of_questions() -> None:
+    m, sh, em, age = (
+        ATTRIBUTES.index(x) for x in ("Mental Health Status", "Past Self-Harm History", "Emotional State", "Age")
+    )
+    two = _rec(["Mental Health Status", "Past Self-Harm History"], [3.0, 4.0, 4.4], [0.8, 0.4])
+    three = _rec(["Mental Health Status", "Emotional State", "Age"], [3.0, 3.9, 4.1, 4.3], [0.7, 0.3, 0.3])
+    assert planned_questions([]) == 0.0
+    assert planned_questions([(two, 1.0), (three, 1.0)]) == pytest.approx(2.5)
+    assert planned_questions([(two, 3.0), (three, 1.0)]) == pytest.approx(2.25)
+    # Two asked, the paths planned 2.5: Emotional State and Age still beat the cost on the mean (0.15 >
+    # 0.05), so only the gain rule goes on; at three asked, the planned length stops though Age's gain
+    # (0.15) still beats the cost.
+    paths = [(two, 1.0), (three, 1.0)]
+    for asked, stop in [(1 << m | 1 << sh, False), (1 << m | 1 << sh | 1 << em, True)]:
+        assert PathGainAbstention().should_stop(_ctx(paths, asked)) is stop
+        assert not PathGainAbstention(planned_length=False).should_stop(_ctx(paths, asked))
+    # The evidence, when there is one, sets the planned length: nine one-question plans and one of three
+    # plan 1.2 questions. Age's gain over the evidence is 0.3 / 10 = 0.03, above a cost of 0.01.
+    one = _rec(["Mental Health Status"], [3.0, 3.9], [0.9])
+    evidence = [(three, 1.0)] + [(one, 1.0)] * 9
+    assert planned_questions(evidence) == pytest.approx(1.2)
+    for asked, stop in [(1 << m, False), (1 << m | 1 << em, True)]:
+        crowd = RaiseContext("q", "Health", {}, asked, 10, np.full(10, 0.01), paths, evidence)
+        assert PathGainAbstention().should_stop(crowd) is stop
+        assert not PathGainAbstention(planned_length=False).should_stop(crowd)
+    assert PathGainAbstention().should_stop(_ctx(paths, 1 << m | 1 << age)) is False  # the paths: 2 < 2.5
+    for bad in ("yes", 1):
+        with pytest.raises(ConfigError, match="planned_length"):
+            PathGainAbstention(planned_length=bad)  # type: ignore[arg-type]
+
+
+def test_planned_length_only_cuts_the_questions_short(library: PathLibrary) -> None:
+    """The planned length only adds a reason to stop: on the same users, the dialogue with it is a prefix
+    of the dialogue without it (same paths, same acquisition)."""
+    runs = [
+        evaluate(RaiseAgent(library=library, embedding="hashing", planned_length=b), "Penguin-Health-v0", env_kwargs=KW)
+        for b in (True, False)
+    ]
+    with_len, without = ([r.questions for r in run.rows] for run in runs)
+    assert all(a == b[: len(a)] for a, b in zip(with_len, without, strict=True))
+    assert sum(map(len, with_len)) < sum(map(len, without))  # and it does cut some short
 
 
 def test_variants_on_an_env() -> None:
