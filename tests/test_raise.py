@@ -180,9 +180,8 @@ def test_abstention_stops_at_the_planned_number_of_questions() -> None:
     assert planned_questions([]) == 0.0
     assert planned_questions([(two, 1.0), (three, 1.0)]) == pytest.approx(2.5)
     assert planned_questions([(two, 3.0), (three, 1.0)]) == pytest.approx(2.25)
-    # Two asked, the paths planned 2.5: Emotional State and Age still beat the cost on the mean (0.15 >
-    # 0.05), so only the gain rule goes on; at three asked, the planned length stops though Age's gain
-    # (0.15) still beats the cost.
+    # Two asked, fewer than the 2.5 planned, and Emotional State and Age gain 0.15 > 0.05 on the mean:
+    # both rules go on. At three asked the planned length stops, though Age's gain still beats the cost.
     paths = [(two, 1.0), (three, 1.0)]
     for asked, stop in [(1 << m | 1 << sh, False), (1 << m | 1 << sh | 1 << em, True)]:
         assert PathGainAbstention().should_stop(_ctx(paths, asked)) is stop
