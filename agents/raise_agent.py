@@ -66,7 +66,7 @@ from penguin_gym.data.schema import ATTRIBUTE_INDEX, ATTRIBUTES, DOMAINS, NUM_AT
 from penguin_gym.error import ConfigError
 from penguin_gym.features import DEFAULT_EMBEDDING_MODEL, Featurizer, make_featurizer
 from penguin_gym.judges.base import Judge
-from penguin_gym.model import ANSWER, DEFAULT_QUESTION_COST, MASK_BITS, CostSpec, EpisodeModel
+from penguin_gym.model import ANSWER, DEFAULT_QUESTION_COST, MASK_BITS, POPCOUNT, CostSpec, EpisodeModel
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,11 @@ def _record_gains(rec: PathRecord) -> tuple[float, ...]:
     return tuple(rec.step_safety[i + 1] - rec.step_safety[i] for i in range(len(rec.path)))
 
 
+def _weights(paths: Sequence[tuple[PathRecord, float]]) -> np.ndarray:
+    # The records' weights, clipped at 0 and never all 0 (not normalized).
+    return np.array([max(wp, 0.0) for _, wp in paths]) + 1e-12
+
+
 def path_gains(ctx: RaiseContext) -> tuple[np.ndarray, np.ndarray]:
     """What the paths say about each attribute not yet asked: ``(share, gain)``, both ``(10,)``.
 
@@ -169,7 +174,7 @@ def path_gain_stats(
     zeros = np.zeros(NUM_ATTRIBUTES)
     if not paths:
         return zeros, zeros.copy(), zeros.copy()
-    w = np.array([max(wp, 0.0) for _, wp in paths]) + 1e-12
+    w = _weights(paths)
     w /= w.sum()
     samples = np.zeros((len(paths), NUM_ATTRIBUTES))
     asks = np.zeros((len(paths), NUM_ATTRIBUTES))
@@ -190,7 +195,7 @@ def planned_questions(paths: Sequence[tuple[PathRecord, float]]) -> float:
     records' paths (0 without records)."""
     if not paths:
         return 0.0
-    w = np.array([max(wp, 0.0) for _, wp in paths]) + 1e-12
+    w = _weights(paths)
     return float(w @ np.array([len(rec.path) for rec, _ in paths], dtype=np.float64) / w.sum())
 
 
@@ -252,7 +257,7 @@ class PathGainAbstention:
         if not cands or ctx.budget_left <= 0:
             return True
         records = ctx.evidence or ctx.paths
-        if self.planned_length and len(ctx.asked_names) >= planned_questions(records):
+        if self.planned_length and POPCOUNT[ctx.asked_mask] >= planned_questions(records):
             return True
         _, gain, stderr = path_gain_stats(ctx, records)
         bound = gain - self.confidence * stderr
