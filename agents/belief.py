@@ -60,6 +60,10 @@ def training_scenarios(env: Any) -> list[Scenario]:
     for key in ("source", "n_per_domain", "data_seed"):
         if hasattr(env, key):
             kw[key] = getattr(env, key)
+    kw.update(getattr(env, "data_options", None) or {})
+    data_options = {k: kw[k] for k in ("domain_map", "severity") if kw.get(k) is not None}
+    if "strict_records" in kw:
+        data_options["strict"] = bool(kw["strict_records"])
     domain = getattr(env, "domain", None)
     domains = None if domain in (None, "All") else (domain,)
     custom = kw.get("scenarios")
@@ -72,7 +76,9 @@ def training_scenarios(env: Any) -> list[Scenario]:
             seed=int(kw.get("data_seed", 0)),
         )
     elif custom is None and kw.get("source") not in (None, "synthetic"):
-        found = load_scenarios(kw["source"], domains=domains, split="train", n_per_domain=kw.get("n_per_domain"))
+        found = load_scenarios(
+            kw["source"], domains=domains, split="train", n_per_domain=kw.get("n_per_domain"), **data_options
+        )
     else:
         pool = custom if custom is not None else env.scenarios
         found = [s for s in pool if s.split == "train" and (domains is None or s.domain in domains)]

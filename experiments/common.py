@@ -78,6 +78,21 @@ class DataArgs:
         "(wick1d/Personalized_Safety_Data)",
         group="data",
     )
+    domain_map: str | None = arg(
+        None,
+        "loaded data: a JSON file of scenario name -> domain, for names the routing rules do not know",
+        group="data",
+        metavar="FILE.json",
+    )
+    severity: str = arg(
+        "lexicon",
+        "loaded data: how value texts become severities: 'lexicon' (documented rules) or 'embedding' "
+        "(nearest labelled anchors, all-MiniLM-L6-v2)",
+        group="data",
+    )
+    strict_records: bool = arg(
+        True, "loaded data: reject records with unknown keys (--no-strict-records ignores them)", group="data"
+    )
     split: str = arg("test", "split: train, test or all", group="data", choices=("train", "test", "all"))
     domains: tuple[str, ...] = arg((), "domains to run (default: all seven)", group="data", metavar="DOMAIN")
     n_per_domain: int | None = arg(None, "synthetic: scenarios generated per domain (default 2000)", group="data")
@@ -513,8 +528,15 @@ def load_domains(args: DataArgs) -> dict[str, list[Any]]:
     domains = list(args.domains) or list(DOMAINS)
     split = None if args.split == "all" else args.split
     scenarios = load_scenarios(
-        args.source, domains=domains, split=split, n_per_domain=args.n_per_domain, seed=args.data_seed
+        args.source,
+        domains=domains,
+        n_per_domain=args.n_per_domain,
+        seed=args.data_seed,
+        **data_options(args, loader=True),
     )
+    _announce_split(args.source, scenarios)
+    if split is not None:
+        scenarios = [s for s in scenarios if s.split == split]
     out: dict[str, list[Any]] = {}
     for d in DOMAINS:
         if d not in domains:
@@ -534,6 +556,32 @@ def load_domains(args: DataArgs) -> dict[str, list[Any]]:
             f"no {args.split} scenarios in source {args.source!r} (split {args.split!r}; try --split all)"
         )
     return out
+
+
+def data_options(args: DataArgs, *, loader: bool = False) -> dict[str, Any]:
+    """The loaded-data options of ``args`` that differ from the defaults, as ``gym.make`` keywords (or as
+    ``load_scenarios`` keywords with ``loader=True``)."""
+    out: dict[str, Any] = {}
+    if args.domain_map is not None:
+        out["domain_map"] = args.domain_map
+    if args.severity != "lexicon":
+        out["severity"] = args.severity
+    if not args.strict_records:
+        out["strict" if loader else "strict_records"] = False
+    return out
+
+
+_ANNOUNCED: set[tuple[str, int]] = set()
+
+
+def _announce_split(source: str, scenarios: Sequence[Any]) -> None:
+    """Print the split sizes of a source, once per process (experiments load it several times)."""
+    from penguin_gym.data import split_summary
+
+    key = (str(source), len(scenarios))
+    if key not in _ANNOUNCED:
+        _ANNOUNCED.add(key)
+        print(f"data: {source}: {len(scenarios):,} scenarios; {split_summary(scenarios)}")
 
 
 def build_judge(args: JudgeArgs, *, responder: str | None = None) -> Any:
@@ -1105,6 +1153,7 @@ class AgentUnit:
 def env_kwargs_for(args: DataArgs, judge: Any, **more: Any) -> dict[str, Any]:
     """``gym.make`` arguments of the data options (the env finds its training split from them)."""
     kw: dict[str, Any] = {"source": args.source, "split": None if args.split == "all" else args.split, "judge": judge}
+    kw.update(data_options(args))
     if args.n_per_domain is not None:
         kw["n_per_domain"] = args.n_per_domain
     if args.data_seed:

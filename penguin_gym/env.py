@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple, SupportsFloat
 
@@ -31,13 +31,68 @@ _MASK_BITS_F32 = MASK_BITS.astype(np.float32)
 _STEPS_LEFT = [np.array([k / NUM_ATTRIBUTES], dtype=np.float32) for k in range(NUM_ATTRIBUTES + 1)]
 
 
+def _hashable(value: Any) -> Any:
+    """A cache key for a data option (a ``domain_map`` dict becomes its sorted items)."""
+    if isinstance(value, Mapping):
+        return ("map", tuple(sorted((str(k), str(v)) for k, v in value.items())))
+    return value
+
+
+def _unhashable(value: Any) -> Any:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "map":
+        return dict(value[1])
+    return value
+
+
 @lru_cache(maxsize=32)
 def _cached_scenarios(
-    source: str, domains: tuple[str, ...] | None, split: str | None, n_per_domain: int | None, seed: int
+    source: str,
+    domains: tuple[str, ...] | None,
+    split: str | None,
+    n_per_domain: int | None,
+    seed: int,
+    domain_map: Any = None,
+    severity: Any = "lexicon",
+    strict: bool = True,
 ) -> tuple[Scenario, ...]:
     # Scenarios are immutable, so every env over the same data shares one list (creating 8 envs or a
     # SubprocVecEnv worker pool does not regenerate 14,000 scenarios each time).
-    return tuple(load_scenarios(source, domains=domains, split=split, n_per_domain=n_per_domain, seed=seed))
+    return tuple(
+        load_scenarios(
+            source,
+            domains=domains,
+            split=split,
+            n_per_domain=n_per_domain,
+            seed=seed,
+            domain_map=_unhashable(domain_map),
+            severity=severity,
+            strict=strict,
+        )
+    )
+
+
+def cached_scenarios(
+    source: str,
+    domains: Sequence[str] | None,
+    split: str | None,
+    n_per_domain: int | None,
+    seed: int,
+    *,
+    domain_map: Mapping[str, str] | str | None = None,
+    severity: Any = "lexicon",
+    strict_records: bool = True,
+) -> tuple[Scenario, ...]:
+    """``load_scenarios`` shared by every env over the same data (see ``PenguinEnv``'s arguments)."""
+    return _cached_scenarios(
+        source,
+        None if domains is None else tuple(domains),
+        split,
+        n_per_domain,
+        seed,
+        _hashable(domain_map),
+        severity,
+        strict_records,
+    )
 
 
 class EpisodeSetup(NamedTuple):
@@ -59,6 +114,9 @@ def episode_setup(
     data_seed: int,
     scenarios: Sequence[Scenario] | None,
     judge: Judge | str | None,
+    domain_map: Mapping[str, str] | str | None = None,
+    severity: Any = "lexicon",
+    strict_records: bool = True,
     question_cost: CostSpec,
     budget: int | None,
     featurizer: str | Featurizer,
@@ -71,7 +129,16 @@ def episode_setup(
     if domain == "All":
         domain = None
     if scenarios is None:
-        scenarios = _cached_scenarios(source, None if domain is None else (domain,), split, n_per_domain, data_seed)
+        scenarios = cached_scenarios(
+            source,
+            None if domain is None else (domain,),
+            split,
+            n_per_domain,
+            data_seed,
+            domain_map=domain_map,
+            severity=severity,
+            strict_records=strict_records,
+        )
         if not scenarios:
             raise ConfigError(f"no scenarios for domain={domain!r}, split={split!r} in source {source!r}")
     elif domain is not None:
@@ -144,6 +211,12 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     A scenario drawn uniformly from the env's scenarios with ``self.np_random``; nothing asked.
     ``reset(options={"scenario_id": ...})`` or ``{"scenario_index": i}`` picks one.
 
+    An attribute the data did not record (a real record without a self-harm field, or one that says
+    "N/A"; ``Scenario.missing``) can still be asked: the question costs as usual, the user's answer is
+    ``"Unknown"`` (``info["answer"]``), its ``revealed`` severity is the neutral ``UNKNOWN_SEVERITY``
+    (0.3), and it tells the judge nothing (the simulated judge gives a missing attribute no need; an LLM
+    judge reads "Unknown"). The synthetic suite has no missing values.
+
     ## Episode End
     Terminated when the agent answers, or when the ``budget``-th question is asked (the answer is
     then forced in the same step, ``info["forced_answer"] = True``: the budget is part of the
@@ -162,8 +235,15 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     ## Arguments
     - ``domain``: one of the 7 domains, or ``None``/``"All"`` for all.
-    - ``source``: ``"synthetic"`` (default), a PENGUIN JSON/JSONL file, or a Hugging Face dataset id.
-    - ``split``: ``"train"``, ``"test"`` or ``None`` (both).
+    - ``source``: ``"synthetic"`` (default), or the published PENGUIN data: a JSON/JSONL file (the
+      Hugging Face records, the official generator's output, ``Scenario.to_dict`` records), a folder
+      of them, a ``datasets`` ``save_to_disk`` folder, or a Hugging Face dataset id (see
+      ``penguin_gym.data.penguin``).
+    - ``domain_map``, ``severity``, ``strict_records``: loaded data only: scenario name -> domain (or a
+      JSON file) for names the routing rules do not know; the severity estimator (``"lexicon"``,
+      ``"embedding"``); reject unknown record keys (default ``True``). See ``load_scenarios``.
+    - ``split``: ``"train"``, ``"test"`` or ``None`` (both). Splits are per user: every query of one
+      user is in one split.
     - ``n_per_domain``, ``data_seed``: size and seed of the synthetic suite (2,000 per domain, 0).
     - ``scenarios``: a list of ``Scenario`` to use instead of a source.
     - ``judge``: a ``Judge`` or a spec (``"simulated"``, ``"simulated:<responder>"``,
@@ -201,6 +281,9 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         data_seed: int = 0,
         scenarios: Sequence[Scenario] | None = None,
         judge: Judge | str | None = None,
+        domain_map: Mapping[str, str] | str | None = None,
+        severity: Any = "lexicon",
+        strict_records: bool = True,
         question_cost: CostSpec = DEFAULT_QUESTION_COST,
         budget: int | None = None,
         featurizer: str | Featurizer = "hashing",
@@ -212,6 +295,11 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         # An unsupported mode (SB3's make_vec_env asks for "rgb_array" by default) is accepted with
         # Gymnasium's warning from gym.make, and render() then returns None.
         self.source, self.split, self.n_per_domain, self.data_seed = source, split, n_per_domain, data_seed
+        self.data_options: dict[str, Any] = {
+            "domain_map": domain_map,
+            "severity": severity,
+            "strict_records": strict_records,
+        }
         self._custom = None if scenarios is None else list(scenarios)
         setup = episode_setup(
             domain,
@@ -221,6 +309,7 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             data_seed=data_seed,
             scenarios=scenarios,
             judge=judge,
+            **self.data_options,
             question_cost=question_cost,
             budget=budget,
             featurizer=featurizer,
@@ -314,7 +403,9 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._custom is not None:
             return [s for s in self._custom if s.split == "train" and self.domain in (None, s.domain)]
         domains = None if self.domain is None else (self.domain,)
-        return list(_cached_scenarios(self.source, domains, "train", self.n_per_domain, self.data_seed))
+        return list(
+            cached_scenarios(self.source, domains, "train", self.n_per_domain, self.data_seed, **self.data_options)
+        )
 
     def transcript(self) -> str:
         """The dialogue so far, as text."""

@@ -9,7 +9,7 @@ Stable-Baselines3's ``VecEnv``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -113,6 +113,9 @@ class PenguinVectorEnv(VectorEnv):
         data_seed: int = 0,
         scenarios: Sequence[Scenario] | None = None,
         judge: Judge | str | None = None,
+        domain_map: Mapping[str, str] | str | None = None,
+        severity: Any = "lexicon",
+        strict_records: bool = True,
         question_cost: CostSpec = DEFAULT_QUESTION_COST,
         budget: int | None = None,
         featurizer: str | Featurizer = "hashing",
@@ -143,6 +146,9 @@ class PenguinVectorEnv(VectorEnv):
             data_seed=data_seed,
             scenarios=scenarios,
             judge=judge,
+            domain_map=domain_map,
+            severity=severity,
+            strict_records=strict_records,
             question_cost=question_cost,
             budget=budget,
             featurizer=featurizer,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from penguin_gym.data.schema import (
     ATTRIBUTE_GROUPS,
@@ -11,6 +12,7 @@ from penguin_gym.data.schema import (
     DOMAIN_INDEX,
     DOMAINS,
     HIGH_RISK_ATTRIBUTES,
+    MISSING,
     NUM_ATTRIBUTES,
     Scenario,
     attribute_mask,
@@ -26,6 +28,7 @@ __all__ = [
     "DOMAINS",
     "DOMAIN_INDEX",
     "HIGH_RISK_ATTRIBUTES",
+    "MISSING",
     "NUM_ATTRIBUTES",
     "SCENARIO_TYPES",
     "TYPES_BY_DOMAIN",
@@ -35,29 +38,40 @@ __all__ = [
     "attribute_mask",
     "load_scenarios",
     "mask_attributes",
+    "split_summary",
 ]
 
 
 def load_scenarios(
-    source: str = "synthetic",
+    source: Any = "synthetic",
     *,
     domains: Sequence[str] | str | None = None,
     split: str | None = None,
     n_per_domain: int | None = None,
     seed: int = 0,
+    domain_map: Mapping[str, str] | str | None = None,
+    severity: Any = "lexicon",
+    strict: bool = True,
 ) -> list[Scenario]:
     """Load scenarios from a source, filtered by domain and split.
 
     Args:
-        source: ``"synthetic"`` (the embedded generator, default), a local ``.json``/``.jsonl`` file of
-            the published PENGUIN records or of ``Scenario.to_dict`` records, or a Hugging Face dataset
-            id (``"wick1d/Personalized_Safety_Data"``; needs ``pip install datasets`` and the network
-            or a local cache).
+        source: ``"synthetic"`` (the embedded generator, default), or the published PENGUIN data in any
+            of its formats (``penguin_gym.data.penguin``): a JSON or JSON Lines file (the Hugging Face
+            records, the official generator's ``User_Profile``/``Queries`` output, ``Scenario.to_dict``
+            records), a folder of them, a ``datasets`` object or ``save_to_disk`` folder, or a Hugging
+            Face dataset id (``"wick1d/Personalized_Safety_Data"``; the local cache, or the network).
         domains: One domain, several, or ``None`` for all seven.
-        split: ``"train"``, ``"test"`` or ``None`` for both.
-        n_per_domain: Synthetic: scenarios per domain (default 2,000). Files: keep at most this many
-            per domain (the first ones).
+        split: ``"train"``, ``"test"`` or ``None`` for both. Splits are drawn per user: every query of
+            one user is in the same split.
+        n_per_domain: Synthetic: scenarios per domain (default 2,000). Other sources: keep at most this
+            many per domain (the first ones).
         seed: Seed of the synthetic generator.
+        domain_map: Loaded data: scenario name -> domain (or a JSON file of such pairs) for names the
+            routing rules do not know (``penguin_gym.data.routing``).
+        severity: Loaded data: how value texts become severities, ``"lexicon"`` (default),
+            ``"embedding"`` or a ``SeverityEstimator`` (``penguin_gym.data.severity``).
+        strict: Loaded data: reject unknown keys (``False`` ignores extra columns).
 
     Returns:
         The scenarios, in a stable order.
@@ -70,7 +84,7 @@ def load_scenarios(
             raise ConfigError(f"unknown domain(s) {unknown}; valid: {list(DOMAINS)}")
     if split not in (None, "train", "test"):
         raise ConfigError(f"split {split!r} must be 'train', 'test' or None")
-    if source == "synthetic":
+    if isinstance(source, str) and source == "synthetic":
         from penguin_gym.data import synthetic
 
         n = synthetic.SCENARIOS_PER_DOMAIN if n_per_domain is None else n_per_domain
@@ -78,7 +92,7 @@ def load_scenarios(
     else:
         from penguin_gym.data import penguin
 
-        scenarios = penguin.load(source)
+        scenarios = penguin.load(source, domain_map=domain_map, severity=severity, strict=strict)
         if domains is not None:
             keep = set(domains)
             scenarios = [s for s in scenarios if s.domain in keep]
@@ -93,3 +107,12 @@ def load_scenarios(
     if split is not None:
         scenarios = [s for s in scenarios if s.split == split]
     return scenarios
+
+
+def split_summary(scenarios: Sequence[Scenario]) -> str:
+    """One line on the split sizes: scenarios and users in train and in test."""
+    parts = []
+    for name in ("train", "test"):
+        sc = [s for s in scenarios if s.split == name]
+        parts.append(f"{name} {len(sc):,} scenarios of {len({s.user_id for s in sc}):,} users")
+    return "; ".join(parts)

@@ -1,36 +1,64 @@
-"""The PENGUIN loader: the published dataset (Hugging Face or a local JSON/JSONL file) as ``Scenario``s.
+"""The PENGUIN loader: the published data, in every format it comes in, as ``Scenario``s.
 
-The published records (``wick1d/Personalized_Safety_Data``, MIT) hold a user's ``query``, the
-``scenario`` it belongs to and the profile fields ``age``, ``gender``, ``marital_status``,
-``profession``, ``economic_status``, ``health_status``, ``education_level``, ``mental_health_status``,
-``past_self_harm_history`` (missing in the real, Reddit-sourced half) and ``emotional_state``. Keys
-are matched case- and separator-insensitively, so ``"Mental Health Status"`` works as well.
+Formats, detected by content (never by the file's extension):
 
-Each record becomes a ``Scenario``: the domain comes from a ``domain`` field when present, else from
-the scenario text (an exact taxonomy type, or the keywords below); each value's severity is estimated
-from its text by ``lexicon.estimate_severity``; the query's risk cue by ``lexicon.query_risk_cue``; a
-missing attribute holds ``"Unknown"``. Following the paper's inclusion rule for real posts, a record
-needs at least ``min_attributes`` (7) of the 10 attributes. Files of ``Scenario.to_dict`` records (as
-written by ``save_scenarios``) load too.
+* **Hugging Face records** (``wick1d/Personalized_Safety_Data``, MIT): flat objects with ``query``,
+  ``scenario`` and the profile fields ``age``, ``gender``, ``marital_status``, ``profession``,
+  ``economic_status``, ``health_status``, ``education_level``, ``mental_health_status``,
+  ``past_self_harm_history`` (absent in the real, Reddit-sourced half) and ``emotional_state``, plus
+  bookkeeping columns (``source`` real/synthetic, ``id``, ``background``, ``title``, ``subreddit``, ...).
+  Keys match case- and separator-insensitively ("Mental Health Status" = ``mental_health_status``).
+* **The official generator's output** (``generate_user_query.py``): a JSON array of
+  ``{"Scenario", "User_Profile": {"Scenario", "Age", ...}, "Queries": [...]}``; each query is one
+  scenario of that user, named by the profile's own ``Scenario`` (the sub-scenario) when it has one.
+* Files of ``Scenario.to_dict`` records (``save_scenarios``).
+* JSON (an array, or an object holding one under ``data``/``records``/``scenarios``) or JSON Lines,
+  whatever the file is called; a folder of such files; a ``datasets.Dataset``/``DatasetDict`` object;
+  a ``save_to_disk`` folder; a Hugging Face dataset id (from the local cache when the Hub is out of
+  reach, or a one-line error with the fix at once).
 
-Every problem raises ``DataFormatError`` naming the file, the record (line for JSONL, index for JSON)
-and the field.
+Each record becomes a ``Scenario`` (``parse_record``):
+
+* **Domain**: the record's ``domain`` field, else its scenario name routed by
+  ``penguin_gym.data.routing`` (the user's ``domain_map``, the official and embedded hierarchies, the
+  folder the file lies in when it is named after a domain, then whole-word keywords); a name that
+  cannot be routed is an error naming the nearest known names and the ``domain_map`` option.
+* **Missing values**: an absent field, ``null`` or a placeholder (``lexicon.PLACEHOLDERS``: "Unknown",
+  "N/A", "Not specified", "Prefer not to say", "") is missing: it holds ``MISSING`` ("Unknown"), does
+  not count toward the paper's inclusion rule (at least ``min_attributes`` = 7 of the 10 present), and
+  asking about it in an env reveals nothing (see ``PenguinEnv``).
+* **Severity** of each value from its text, by the chosen estimator (``severity.make_estimator``:
+  the documented lexicon by default).
+* **Users, not records, are split**: the train/test split is a stable hash of the user's profile
+  (``user_id``), so every query of one user lands in the same split.
+* **Strict records**: an unknown key is an error with "did you mean" (``strict=False`` ignores extra
+  columns), a field spelt two ways is an error, values are text (numbers for Age), NaN and lists are
+  errors. Every error is a ``DataFormatError`` naming the file, the record and the field.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import logging
+import math
+import os
 import re
+import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from penguin_gym.data.lexicon import estimate_severity, query_risk_cue
-from penguin_gym.data.schema import ATTRIBUTES, DOMAINS, Scenario
+from penguin_gym.data import routing
+from penguin_gym.data.lexicon import is_placeholder, query_risk_cue
+from penguin_gym.data.schema import ATTRIBUTES, MISSING, Scenario
+from penguin_gym.data.severity import SeverityEstimator, make_estimator
 from penguin_gym.data.synthetic import split_of
-from penguin_gym.data.taxonomy import TYPE_BY_NAME
-from penguin_gym.error import DataFormatError, DependencyNotInstalled, InvalidScenarioError
+from penguin_gym.error import ConfigError, DataFormatError, DependencyNotInstalled, InvalidScenarioError
+
+logger = logging.getLogger(__name__)
 
 #: The published field name of each attribute.
 FIELDS: dict[str, str] = {
@@ -45,210 +73,373 @@ FIELDS: dict[str, str] = {
     "Past Self-Harm History": "past_self_harm_history",
     "Emotional State": "emotional_state",
 }
+_ATTR_OF_FIELD = {f: a for a, f in FIELDS.items()}
 
-#: Scenario keywords -> domain, tried in order (the first domain with a matching keyword wins).
-DOMAIN_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "Health",
-        (
-            "health",
-            "illness",
-            "disease",
-            "medical",
-            "diagnos",
-            "cancer",
-            "pain",
-            "self-harm",
-            "suicid",
-            "depress",
-            "anxiety",
-            "addiction",
-            "disorder",
-            "therapy",
-        ),
-    ),
-    (
-        "Financial",
-        (
-            "financ",
-            "debt",
-            "money",
-            "loan",
-            "bankrupt",
-            "rent",
-            "mortgage",
-            "invest",
-            "income",
-            "econom",
-            "poverty",
-            "scam",
-        ),
-    ),
-    (
-        "Career",
-        (
-            "career",
-            "job",
-            "work",
-            "employ",
-            "layoff",
-            "laid off",
-            "fired",
-            "burnout",
-            "boss",
-            "promotion",
-            "retire",
-            "business",
-        ),
-    ),
-    (
-        "Education",
-        ("educat", "school", "academ", "exam", "student", "college", "universit", "study", "thesis", "grade", "campus"),
-    ),
-    (
-        "Relationship",
-        (
-            "relationship",
-            "breakup",
-            "break-up",
-            "divorce",
-            "marriage",
-            "romantic",
-            "partner",
-            "dating",
-            "family",
-            "parent",
-            "infidel",
-            "love",
-        ),
-    ),
-    (
-        "Social",
-        (
-            "social",
-            "friend",
-            "lonel",
-            "isolat",
-            "bully",
-            "harass",
-            "community",
-            "neighbo",
-            "peer",
-            "reputation",
-            "discriminat",
-        ),
-    ),
-    (
-        "Life",
-        (
-            "life",
-            "transition",
-            "relocat",
-            "moving",
-            "grief",
-            "loss",
-            "death",
-            "bereave",
-            "purpose",
-            "identity",
-            "immigra",
-            "disaster",
-            "midlife",
-        ),
-    ),
+#: Columns the published records carry besides the query, the scenario and the profile: read or ignored
+#: on purpose, so they are not "unknown keys".
+BOOKKEEPING_FIELDS: frozenset[str] = frozenset(
+    {
+        "id",
+        "source",
+        "background",
+        "title",
+        "original",
+        "url",
+        "subreddit",
+        "created_utc",
+        "score",
+        "num_comments",
+        "user_id",
+        "split",
+        "category",
+        "subcategory",
+    }  # fmt: skip
 )
-
+_RECORD_FIELDS = frozenset({"query", "scenario", "domain"}) | BOOKKEEPING_FIELDS | frozenset(FIELDS.values())
 _NORM = re.compile(r"[^a-z0-9]+")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _norm_key(key: str) -> str:
     return _NORM.sub("_", key.lower()).strip("_")
 
 
-def domain_of(scenario: str) -> str | None:
-    """The domain a scenario text belongs to, or ``None`` when nothing matches."""
-    if scenario in TYPE_BY_NAME:
-        return TYPE_BY_NAME[scenario].domain
-    for d in DOMAINS:
-        if _norm_key(scenario) == d.lower():
-            return d
-    low = scenario.lower()
-    for domain, words in DOMAIN_KEYWORDS:
-        if any(w in low for w in words):
-            return domain
-    return None
+def domain_of(scenario: str, domain_map: Mapping[str, str] | None = None) -> str | None:
+    """The domain a scenario name belongs to, or ``None`` when the routing rules cannot tell."""
+    r = routing.route(scenario, domain_map)
+    return None if r is None else r.domain
+
+
+def user_id_of(profile: Mapping[str, str]) -> str:
+    """A stable id of the user a profile describes: every record with the same ten values is one user."""
+    text = "\x1f".join(" ".join(profile[a].lower().split()) for a in ATTRIBUTES)
+    return "user-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How records are read (see ``load``)."""
+
+    min_attributes: int = 7
+    domain: str | None = None
+    domain_map: Mapping[str, str] = field(default_factory=dict)
+    strict: bool = True
+    severity: SeverityEstimator | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_attributes <= len(ATTRIBUTES):
+            raise ConfigError(f"min_attributes = {self.min_attributes} must be in [0, 10]")
+        if self.domain is not None and routing.canonical_domain(self.domain) is None:
+            raise ConfigError(f"domain {self.domain!r} is not one of the seven domains")
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A record read and checked, waiting for its severities (estimated in one batch per attribute)."""
+
+    where: str
+    sid: str | None
+    domain: str
+    scenario_type: str
+    query: str
+    profile: dict[str, str]
+
+
+# -- one record -------------------------------------------------------------------------------------
+def _text_value(value: Any, *, where: str, key: str, attr: str) -> str:
+    """A profile value as text, or ``MISSING``; errors name the field."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        raise DataFormatError(f"{where}: field {key!r} = {value!r} must be text, not a boolean")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DataFormatError(
+            f"{where}: field {key!r} is {value!r} (a NaN from a table?); write null or leave the field out "
+            "for a missing value"
+        )
+    if isinstance(value, (int, float)):
+        if attr != "Age":
+            raise DataFormatError(f"{where}: field {key!r} = {value!r} must be text (only Age may be a number)")
+        return str(int(value)) if float(value).is_integer() else str(value)
+    if not isinstance(value, str):
+        raise DataFormatError(f"{where}: field {key!r} must be text, got {type(value).__name__} {value!r}")
+    text = " ".join(value.split())
+    return MISSING if is_placeholder(text, attr) else text
+
+
+def _fields(record: Mapping[str, Any], *, where: str, strict: bool, profile_only: bool = False) -> dict[str, Any]:
+    """The record's keys normalized, each spelt once, each known (unless ``strict`` is off)."""
+    out: dict[str, Any] = {}
+    spelt: dict[str, str] = {}
+    known = frozenset(FIELDS.values()) | {"scenario"} if profile_only else _RECORD_FIELDS
+    for raw, value in record.items():
+        if not isinstance(raw, str):
+            raise DataFormatError(f"{where}: key {raw!r} must be text")
+        key = _norm_key(raw)
+        if key in spelt:
+            raise DataFormatError(
+                f"{where}: field {key!r} is spelt two ways ({spelt[key]!r} and {raw!r}); keep one of them"
+            )
+        if key not in known:
+            if strict:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+                mean = f" (did you mean {close[0]!r}?)" if close else ""
+                raise DataFormatError(
+                    f"{where}: unknown field {raw!r}{mean}; known fields: {sorted(known)}. Pass strict=False "
+                    "(--no-strict-records on the command line) to ignore extra columns"
+                )
+            continue
+        spelt[key] = raw
+        out[key] = value
+    return out
+
+
+def _route(name: str | None, options: LoadOptions, *, where: str, hint: str | None) -> str:
+    if not name:
+        if hint:
+            return hint
+        raise DataFormatError(f"{where}: neither 'scenario' nor 'domain' is given (or pass domain= to the loader)")
+    r = routing.route(name, options.domain_map)
+    if r is not None and r.how != "keywords":
+        return r.domain
+    if hint:  # the folder a file lies in names its domain: better evidence than keywords
+        return hint
+    if r is not None:
+        return r.domain
+    raise DataFormatError(f"{where}: field 'scenario': {routing.explain_unrouted(name)}")
+
+
+def _profile(fields: Mapping[str, Any], *, where: str, options: LoadOptions) -> dict[str, str]:
+    profile = {
+        attr: _text_value(fields.get(key), where=where, key=key, attr=attr) if key in fields else MISSING
+        for attr, key in FIELDS.items()
+    }
+    present = sum(v != MISSING for v in profile.values())
+    if present < options.min_attributes:
+        missing = [FIELDS[a] for a in ATTRIBUTES if profile[a] == MISSING]
+        raise DataFormatError(
+            f"{where}: only {present} of 10 attributes present (need {options.min_attributes}, the paper's rule; "
+            f"placeholders such as 'Unknown' or 'N/A' count as missing); missing fields {missing}"
+        )
+    return profile
+
+
+def _pending_records(
+    record: Any, *, where: str, options: LoadOptions, hint: str | None
+) -> Iterator[Scenario | _Pending]:
+    """The scenarios of one record (the generator's records hold several queries)."""
+    if not isinstance(record, Mapping):
+        raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    if "profile" in record and "severity" in record:  # a Scenario.to_dict record
+        try:
+            yield Scenario.from_dict(record)
+        except (InvalidScenarioError, TypeError, ValueError, AttributeError) as e:
+            raise DataFormatError(f"{where}: {e}") from e
+        return
+    keys = {_norm_key(str(k)): k for k in record}
+    if "user_profile" in keys or "queries" in keys:
+        yield from _generator_record(record, keys, where=where, options=options, hint=hint)
+        return
+    fields = _fields(record, where=where, strict=options.strict)
+    query = fields.get("query")
+    if query is None and any(f in fields for f in FIELDS.values()):
+        raise DataFormatError(
+            f"{where}: field 'query' is missing: this looks like a profile without queries (the output of the "
+            "official generate_user_data.py); run generate_user_query.py on it, or add a 'query' field"
+        )
+    if not isinstance(query, str) or not query.strip():
+        raise DataFormatError(f"{where}: field 'query' is missing, empty or not text")
+    scenario = fields.get("scenario")
+    if scenario is not None and not isinstance(scenario, str):
+        raise DataFormatError(f"{where}: field 'scenario' must be text, got {scenario!r}")
+    domain = _domain_field(fields.get("domain"), where=where) or options.domain
+    if domain is None:
+        domain = _route(scenario, options, where=where, hint=hint)
+    profile = _profile(fields, where=where, options=options)
+    sid = fields.get("id")
+    if sid is not None and not isinstance(sid, (str, int)):
+        raise DataFormatError(f"{where}: field 'id' must be text or an integer, got {sid!r}")
+    yield _Pending(
+        where, None if sid is None else str(sid), domain, scenario or domain, " ".join(query.split()), profile
+    )
+
+
+def _domain_field(value: Any, *, where: str) -> str | None:
+    if value is None:
+        return None
+    d = routing.canonical_domain(value) if isinstance(value, str) else None
+    if d is None:
+        raise DataFormatError(
+            f"{where}: field 'domain' = {value!r} is not one of the seven domains "
+            "(Relationship, Career, Financial, Social, Health, Life, Education)"
+        )
+    return d
+
+
+def _generator_record(
+    record: Mapping[str, Any], keys: Mapping[str, Any], *, where: str, options: LoadOptions, hint: str | None
+) -> Iterator[_Pending]:
+    extra = [k for n, k in keys.items() if n not in ("scenario", "user_profile", "queries", "domain")]
+    if extra and options.strict:
+        raise DataFormatError(
+            f"{where}: unknown field {extra[0]!r} in a generator record (expected Scenario, User_Profile, Queries); "
+            "pass strict=False to ignore it"
+        )
+    raw_profile = record.get(keys.get("user_profile", "User_Profile"))
+    queries = record.get(keys.get("queries", "Queries"))
+    if not isinstance(raw_profile, Mapping):
+        raise DataFormatError(f"{where}: field 'User_Profile' must be an object of the ten attributes")
+    if not isinstance(queries, list) or not queries:
+        raise DataFormatError(f"{where}: field 'Queries' must be a non-empty list of query texts")
+    pwhere = f"{where}, User_Profile"
+    fields = _fields(raw_profile, where=pwhere, strict=options.strict, profile_only=True)
+    names = [fields.get("scenario"), record.get(keys["scenario"]) if "scenario" in keys else None]
+    for n in names:
+        if n is not None and not isinstance(n, str):
+            raise DataFormatError(f"{where}: field 'Scenario' must be text, got {n!r}")
+    name = next((n for n in names if n), None)
+    domain = _domain_field(record.get(keys["domain"]) if "domain" in keys else None, where=where) or options.domain
+    if domain is None:
+        domain = _route(name, options, where=where, hint=hint)
+    profile = _profile(fields, where=pwhere, options=options)
+    for j, q in enumerate(queries):
+        qwhere = f"{where}, Queries[{j}]"
+        if not isinstance(q, str) or not q.strip():
+            raise DataFormatError(f"{qwhere}: a query must be non-empty text, got {q!r}")
+        yield _Pending(qwhere, None, domain, name or domain, " ".join(q.split()), profile)
 
 
 def parse_record(
     record: Mapping[str, Any], *, where: str, min_attributes: int = 7, domain: str | None = None
 ) -> Scenario:
-    """One published record -> ``Scenario``. ``where`` ("file:line") prefixes every error."""
-    if not isinstance(record, Mapping):
-        raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    if "profile" in record and "severity" in record:  # a Scenario.to_dict record
-        try:
-            return Scenario.from_dict(record)
-        except (InvalidScenarioError, TypeError, ValueError) as e:
-            raise DataFormatError(f"{where}: {e}") from e
-    fields = {_norm_key(str(k)): v for k, v in record.items()}
-    query = fields.get("query")
-    if not isinstance(query, str) or not query.strip():
-        raise DataFormatError(f"{where}: field 'query' is missing or empty")
-    scenario_text = fields.get("scenario")
-    if scenario_text is not None and not isinstance(scenario_text, str):
-        raise DataFormatError(f"{where}: field 'scenario' must be a string, got {scenario_text!r}")
-    rec_domain = fields.get("domain") or domain
-    if rec_domain is not None:
-        if rec_domain not in DOMAINS:
-            match = domain_of(str(rec_domain))
-            if match is None:
-                raise DataFormatError(f"{where}: field 'domain' = {rec_domain!r} is not one of {list(DOMAINS)}")
-            rec_domain = match
-    elif scenario_text:
-        rec_domain = domain_of(scenario_text)
-        if rec_domain is None:
-            raise DataFormatError(
-                f"{where}: field 'scenario' = {scenario_text!r} maps to no domain; add a 'domain' field "
-                f"(one of {list(DOMAINS)}) or pass domain= to the loader"
-            )
-    else:
-        raise DataFormatError(f"{where}: neither 'scenario' nor 'domain' is given")
-    profile: dict[str, str] = {}
-    present = 0
-    for attr, field in FIELDS.items():
-        value = fields.get(field)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            profile[attr] = "Unknown"
-            continue
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise DataFormatError(f"{where}: field {field!r} must be text or a number, got {value!r}")
-        profile[attr] = str(value).strip()
-        present += 1
-    if present < min_attributes:
-        missing = [FIELDS[a] for a in ATTRIBUTES if profile[a] == "Unknown"]
-        raise DataFormatError(
-            f"{where}: only {present} of 10 attributes present (need {min_attributes}, the paper's rule); "
-            f"missing fields {missing}"
-        )
-    sid = fields.get("id")
-    if sid is None:
-        digest = hashlib.sha1((query + "\x00" + json.dumps(profile, sort_keys=True)).encode()).hexdigest()[:12]
-        sid = f"penguin-{str(rec_domain).lower()}-{digest}"
-    sid = str(sid)
+    """One flat published record -> ``Scenario`` (``where``, e.g. "file:line", prefixes every error)."""
+    out = parse_records([(where, record)], options=LoadOptions(min_attributes=min_attributes, domain=domain))
+    if len(out) != 1:
+        raise DataFormatError(f"{where}: holds {len(out)} scenarios; use parse_records for generator records")
+    return out[0]
+
+
+# -- many records -----------------------------------------------------------------------------------
+@dataclass
+class LoadReport:
+    """What a load did: records read, scenarios made, exact duplicates dropped, missing values."""
+
+    records: int = 0
+    scenarios: int = 0
+    duplicates: int = 0
+    missing: dict[str, int] = field(default_factory=dict)
+
+
+def parse_records(
+    records: Iterable[tuple[str, Any]] | Iterable[tuple[str, Any, str | None]],
+    *,
+    options: LoadOptions | None = None,
+    report: LoadReport | None = None,
+) -> list[Scenario]:
+    """Parse ``(where, record)`` pairs (or ``(where, record, domain hint)``); ids must be unique.
+
+    A record repeated word for word (same query and profile, no id of its own) is dropped once and
+    counted in ``report.duplicates``; two different records with one id are an error.
+    """
+    options = options or LoadOptions()
+    report = report if report is not None else LoadReport()
+    estimator = options.severity or make_estimator("lexicon")
+    items: list[Scenario | _Pending] = []
+    for entry in records:
+        where, rec = entry[0], entry[1]
+        hint = entry[2] if len(entry) > 2 else None  # type: ignore[misc]
+        report.records += 1
+        items.extend(_pending_records(rec, where=where, options=options, hint=hint))
+    pending = [p for p in items if isinstance(p, _Pending)]
+    severities = _estimate(pending, estimator)
+    out: list[Scenario] = []
+    seen: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, _Pending):
+            uid = user_id_of(item.profile)
+            content = hashlib.sha1((item.query + "\x00" + uid + "\x00" + item.scenario_type).encode()).hexdigest()
+            sid = item.sid or f"penguin-{item.domain.lower()}-{content[:12]}"
+            if sid in seen and item.sid is None:
+                report.duplicates += 1
+                logger.info("%s: the same query and profile as %s: dropped", item.where, seen[sid])
+                continue
+            try:
+                scenario = Scenario(
+                    id=sid,
+                    domain=item.domain,
+                    scenario_type=item.scenario_type,
+                    query=item.query,
+                    profile=item.profile,
+                    severity=severities[id(item)],
+                    source="penguin",
+                    split=split_of(uid),
+                    risk_cue=query_risk_cue(item.query),
+                    user_id=uid,
+                )
+            except InvalidScenarioError as e:
+                raise DataFormatError(f"{item.where}: {e}") from e
+            where = item.where
+        else:
+            scenario, where = item, f"scenario {item.id!r}"
+        if scenario.id in seen:
+            raise DataFormatError(f"{where}: duplicate scenario id {scenario.id!r} (first at {seen[scenario.id]})")
+        seen[scenario.id] = where
+        for a in scenario.missing:
+            report.missing[a] = report.missing.get(a, 0) + 1
+        out.append(scenario)
+    report.scenarios = len(out)
+    return out
+
+
+def _estimate(pending: Sequence[_Pending], estimator: SeverityEstimator) -> dict[int, dict[str, float]]:
+    """Severities of every pending record, one estimator call per attribute (a model embeds in batches)."""
+    out: dict[int, dict[str, float]] = {id(p): {} for p in pending}
+    for attr in ATTRIBUTES:
+        texts = sorted({p.profile[attr] for p in pending if p.profile[attr] != MISSING})
+        values = dict(zip(texts, estimator(attr, texts), strict=True)) if texts else {}
+        for p in pending:
+            text = p.profile[attr]
+            out[id(p)][attr] = float(values[text]) if text != MISSING else estimator.missing_severity
+    return out
+
+
+# -- files, folders, datasets -----------------------------------------------------------------------
+def _iter_text(text: str, where: str) -> Iterator[tuple[str, Any]]:
+    """Records of a JSON or JSON Lines text, told apart by content."""
+    text = text.lstrip("\ufeff")
+    stripped = text.lstrip()
+    if not stripped:
+        raise DataFormatError(f"{where}: the file is empty")
+    if stripped[0] not in "[{":
+        raise DataFormatError(f"{where}:1: not JSON or JSON Lines (starts with {stripped[:20]!r})")
     try:
-        return Scenario(
-            id=sid,
-            domain=str(rec_domain),
-            scenario_type=str(scenario_text or rec_domain),
-            query=query.strip(),
-            profile=profile,
-            severity={a: estimate_severity(a, None if profile[a] == "Unknown" else profile[a]) for a in ATTRIBUTES},
-            source="penguin",
-            split=split_of(sid),
-            risk_cue=query_risk_cue(query),
-        )
-    except InvalidScenarioError as e:
-        raise DataFormatError(f"{where}: {e}") from e
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        if stripped[0] == "{" and e.msg == "Extra data":  # several objects: JSON Lines
+            yield from _iter_lines(text, where)
+            return
+        raise DataFormatError(f"{where}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from e
+    if isinstance(data, Mapping):
+        for key in ("data", "records", "scenarios"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+        else:
+            data = [data]  # a file of one record (or one line of JSON Lines)
+    if not isinstance(data, list):
+        raise DataFormatError(f"{where}: expected a list of records (or {{'data': [...]}}), got {type(data).__name__}")
+    for i, rec in enumerate(data):
+        yield f"{where}: record {i}", rec
+
+
+def _iter_lines(text: str, where: str) -> Iterator[tuple[str, Any]]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield f"{where}:{lineno}", json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataFormatError(f"{where}:{lineno}: not valid JSON ({e.msg}, column {e.colno})") from e
 
 
 def _iter_file(path: Path) -> Iterator[tuple[str, Any]]:
@@ -256,84 +447,165 @@ def _iter_file(path: Path) -> Iterator[tuple[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise DataFormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
-    if path.suffix.lower() == ".jsonl":
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield f"{path}:{lineno}", json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(f"{path}:{lineno}: not valid JSON ({e.msg}, column {e.colno})") from e
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataFormatError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from e
-        if isinstance(data, Mapping):
-            for key in ("data", "records", "scenarios"):
-                if isinstance(data.get(key), list):
-                    data = data[key]
-                    break
-        if not isinstance(data, list):
-            raise DataFormatError(
-                f"{path}: expected a list of records (or {{'data': [...]}}), got {type(data).__name__}"
-            )
-        for i, rec in enumerate(data):
-            yield f"{path}: record {i}", rec
+    yield from _iter_text(text, str(path))
 
 
-def parse_records(
-    records: Iterable[tuple[str, Any]], *, min_attributes: int = 7, domain: str | None = None
-) -> list[Scenario]:
-    """Parse ``(where, record)`` pairs; ids must be unique."""
-    out: list[Scenario] = []
-    seen: dict[str, str] = {}
-    for where, rec in records:
-        s = parse_record(rec, where=where, min_attributes=min_attributes, domain=domain)
-        if s.id in seen:
-            raise DataFormatError(f"{where}: duplicate scenario id {s.id!r} (first at {seen[s.id]})")
-        seen[s.id] = where
-        out.append(s)
-    return out
+def _folder_domain(path: Path, root: Path) -> str | None:
+    """The domain a file's folder names (``data/real_data/social/posts.json`` -> Social), if any."""
+    for part in reversed(path.relative_to(root).parts[:-1] or (root.name,)):
+        d = routing.canonical_domain(part)
+        if d is not None:
+            return d
+    return None
 
 
-def load(
-    source: str | Path, *, min_attributes: int = 7, domain: str | None = None, hf_split: str = "train"
-) -> list[Scenario]:
-    """Scenarios from a local ``.json``/``.jsonl`` file or a Hugging Face dataset id.
+def _is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").exists() or (
+        (path / "state.json").exists() and (path / "dataset_info.json").exists()
+    )
 
-    Args:
-        source: A file path, or a dataset id such as ``"wick1d/Personalized_Safety_Data"`` (needs
-            ``pip install "penguin-gym[data]"`` and the network or a local Hugging Face cache).
-        min_attributes: Least number of the 10 attributes a record must hold.
-        domain: The domain of records that name none (e.g. a file of one domain's posts).
-        hf_split: The dataset split to read from the Hub.
-    """
-    path = Path(source)
-    if path.exists():
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".json", ".jsonl"))
-            if not files:
-                raise DataFormatError(f"{path}: directory holds no .json or .jsonl files")
-            return parse_records(
-                (item for f in files for item in _iter_file(f)), min_attributes=min_attributes, domain=domain
-            )
-        return parse_records(_iter_file(path), min_attributes=min_attributes, domain=domain)
-    src = str(source)
-    if src.endswith((".json", ".jsonl")) or src.startswith((".", "/")) or src.count("/") != 1:
-        raise DataFormatError(f"{src}: no such file (and not a Hugging Face dataset id of the form 'owner/name')")
+
+def _iter_folder(path: Path) -> Iterator[tuple[str, Any, str | None]]:
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".json", ".jsonl"))
+    files = [p for p in files if not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    if not files:
+        raise DataFormatError(
+            f"{path}: the folder holds no .json or .jsonl files (and is no datasets save_to_disk folder)"
+        )
+    for f in files:
+        hint = _folder_domain(f, path)
+        for where, rec in _iter_file(f):
+            yield where, rec, hint
+
+
+def _iter_dataset(ds: Any, name: str) -> Iterator[tuple[str, Any]]:
+    """Rows of a ``datasets.Dataset`` or of every split of a ``DatasetDict``."""
+    if isinstance(ds, Mapping):  # a DatasetDict: every split
+        for split in ds.keys():
+            yield from _iter_dataset(ds[split], f"{name}[{split}]")
+        return
+    for i, row in enumerate(ds):
+        yield f"{name}: record {i}", row
+
+
+def _load_from_disk(path: Path) -> Any:
     try:
         import datasets
     except ImportError as e:
         raise DependencyNotInstalled(
-            f'loading the Hugging Face dataset {src!r} needs the datasets package: pip install "penguin-gym[data]"'
+            f'{path} is a datasets save_to_disk folder: pip install "penguin-gym[data]"'
         ) from e
-    ds = datasets.load_dataset(src, split=hf_split)
-    return parse_records(
-        ((f"{src}[{hf_split}]: record {i}", rec) for i, rec in enumerate(ds)),
+    return datasets.load_from_disk(str(path))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or os.environ.get(
+        "HF_DATASETS_OFFLINE", ""
+    ).lower() in ("1", "true", "yes"):
+        return False
+    host = re.sub(r"^https?://", "", os.environ.get("HF_ENDPOINT", "https://huggingface.co")).split("/")[0]
+    try:
+        with socket.create_connection((host.split(":")[0], 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _iter_hub(repo: str, hf_split: str | None) -> Iterator[tuple[str, Any, str | None]]:
+    """A Hub dataset: the local snapshot of its files if there is one, else ``datasets`` over the network."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:
+        raise DependencyNotInstalled(
+            f'loading the Hugging Face dataset {repo!r} needs the datasets package: pip install "penguin-gym[data]"'
+        ) from e
+    try:
+        local = snapshot_download(repo, repo_type="dataset", local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - any miss of the local cache (the hub raises several kinds)
+        logger.debug("%s is not in the local Hugging Face cache: %s", repo, e)
+        local = None
+    if local is not None:
+        logger.info("reading %s from the local Hugging Face cache (%s)", repo, local)
+        yield from _iter_folder(Path(local))
+        return
+    if not _hub_reachable():
+        raise DataFormatError(
+            f"{repo}: not in the local Hugging Face cache and the Hub is out of reach (offline). Fix: on a machine "
+            f"with network, run `huggingface-cli download {repo} --repo-type dataset --local-dir penguin_data` and "
+            "pass the folder (--source penguin_data), or give a local JSON/JSONL file of the records"
+        )
+    try:
+        import datasets
+    except ImportError as e:
+        raise DependencyNotInstalled(
+            f'loading the Hugging Face dataset {repo!r} needs the datasets package: pip install "penguin-gym[data]"'
+        ) from e
+    ds = datasets.load_dataset(repo, split=hf_split)
+    for where, rec in _iter_dataset(ds, repo if hf_split is None else f"{repo}[{hf_split}]"):
+        yield where, rec, None
+
+
+def read_source(source: Any, *, hf_split: str | None = None) -> Iterator[tuple[str, Any, str | None]]:
+    """``(where, record, domain hint)`` for every record of a source (see the module docstring)."""
+    if hasattr(source, "column_names"):  # a datasets.Dataset or DatasetDict object
+        for where, rec in _iter_dataset(source, type(source).__name__):
+            yield where, rec, None
+        return
+    path = Path(source)
+    if path.exists():
+        if path.is_dir():
+            if _is_saved_dataset(path):
+                for where, rec in _iter_dataset(_load_from_disk(path), str(path)):
+                    yield where, rec, None
+                return
+            yield from _iter_folder(path)
+            return
+        hint = routing.canonical_domain(path.parent.name)
+        for where, rec in _iter_file(path):
+            yield where, rec, hint
+        return
+    src = str(source)
+    if not _HUB_ID.match(src) or src.endswith((".json", ".jsonl")):
+        raise DataFormatError(
+            f"{src}: no such file or folder (and not a Hugging Face dataset id of the form 'owner/name')"
+        )
+    yield from _iter_hub(src, hf_split)
+
+
+def load(
+    source: Any,
+    *,
+    min_attributes: int = 7,
+    domain: str | None = None,
+    domain_map: Mapping[str, str] | str | Path | None = None,
+    strict: bool = True,
+    severity: str | SeverityEstimator = "lexicon",
+    hf_split: str | None = None,
+    report: LoadReport | None = None,
+) -> list[Scenario]:
+    """Scenarios from a file, a folder, a ``datasets`` object or a Hugging Face dataset id.
+
+    Args:
+        source: A JSON/JSONL file or a folder of them, a ``datasets.Dataset``/``DatasetDict`` or a
+            ``save_to_disk`` folder, or a dataset id such as ``"wick1d/Personalized_Safety_Data"``.
+        min_attributes: Least number of the 10 attributes a record must hold (placeholders do not count).
+        domain: The domain of records that name none (e.g. a file of one domain's posts).
+        domain_map: Scenario name -> domain, or a JSON file of such pairs: routes names the rules do not
+            know (tried before them).
+        strict: Reject unknown keys (``False``: ignore extra columns).
+        severity: How value texts become severities: ``"lexicon"`` (default), ``"embedding"``
+            (``"embedding:<model>"``), or a ``SeverityEstimator``.
+        hf_split: The split of a Hub dataset loaded over the network (``None``: all of them).
+        report: Filled with counts of what the load did.
+    """
+    options = LoadOptions(
         min_attributes=min_attributes,
-        domain=domain,
+        domain=routing.canonical_domain(domain) if domain is not None else None,
+        domain_map=routing.load_domain_map(domain_map),
+        strict=strict,
+        severity=make_estimator(severity),
     )
+    return parse_records(read_source(source, hf_split=hf_split), options=options, report=report)
 
 
 def save_scenarios(scenarios: Sequence[Scenario], path: str | Path) -> None:

@@ -56,6 +56,11 @@ DOMAINS: tuple[str, ...] = (
 )
 DOMAIN_INDEX: Mapping[str, int] = MappingProxyType({d: i for i, d in enumerate(DOMAINS)})
 
+#: The profile value of an attribute the source did not record (or recorded as a placeholder such as
+#: "N/A"): the user cannot say. It does not count toward the paper's 7-of-10 inclusion rule, and asking
+#: about it reveals nothing (see ``PenguinEnv``).
+MISSING = "Unknown"
+
 Source = Literal["synthetic", "penguin"]
 Split = Literal["train", "test"]
 
@@ -107,6 +112,9 @@ class Scenario:
         split: ``"train"`` or ``"test"``.
         risk_cue: How strongly the query itself shows the user's risk, in [0, 1] (0 = the query hides
             it: a practical or upbeat message from a user who may be high-risk).
+        user_id: The user the scenario belongs to (default: its ``id``). The split is drawn per user, so
+            every query of one user lands in the same split: the published data holds about ten
+            queries per profile, and the loader sets a stable hash of the profile here.
     """
 
     id: str
@@ -118,6 +126,7 @@ class Scenario:
     source: Source = "synthetic"
     split: Split = "train"
     risk_cue: float = 0.0
+    user_id: str = ""
     _severity_vector: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +155,10 @@ class Scenario:
             raise InvalidScenarioError(f"scenario {self.id!r}: split {self.split!r} must be 'train' or 'test'")
         if not 0.0 <= self.risk_cue <= 1.0:
             raise InvalidScenarioError(f"scenario {self.id!r}: risk_cue {self.risk_cue!r} must be in [0, 1]")
+        if not isinstance(self.user_id, str):
+            raise InvalidScenarioError(f"scenario {self.id!r}: user_id {self.user_id!r} must be text")
+        if not self.user_id:
+            object.__setattr__(self, "user_id", self.id)
         # Read-only views, so a scenario shared by many envs cannot be mutated through one of them.
         object.__setattr__(self, "profile", MappingProxyType(dict(self.profile)))
         object.__setattr__(self, "severity", MappingProxyType({a: float(self.severity[a]) for a in ATTRIBUTES}))
@@ -159,6 +172,11 @@ class Scenario:
     def severity_vector(self) -> tuple[float, ...]:
         """Severities in ``ATTRIBUTES`` order."""
         return self._severity_vector
+
+    @property
+    def missing(self) -> frozenset[str]:
+        """The attributes the source did not record (their value is ``MISSING``)."""
+        return frozenset(a for a in ATTRIBUTES if self.profile[a] == MISSING)
 
     @property
     def domain_index(self) -> int:
@@ -181,6 +199,7 @@ class Scenario:
             "source": self.source,
             "split": self.split,
             "risk_cue": self.risk_cue,
+            "user_id": self.user_id,
         }
 
     @classmethod
@@ -199,4 +218,5 @@ class Scenario:
             source=record.get("source", "synthetic"),  # type: ignore[arg-type]
             split=record.get("split", "train"),  # type: ignore[arg-type]
             risk_cue=float(record.get("risk_cue", 0.0)),  # type: ignore[arg-type]
+            user_id=str(record.get("user_id") or ""),
         )

@@ -73,6 +73,8 @@ class FitData:
         masks: ``(M,)`` revealed-set bitmask of each observation.
         y: ``(M, 3)`` observed dimension scores.
         source: What the judgments came from (the judge's name).
+        known: ``(S, 10)`` 1 where the scenario records the attribute, 0 where it is missing
+            (``Scenario.missing``); ``None``: every attribute recorded.
     """
 
     ids: list[str]
@@ -83,6 +85,7 @@ class FitData:
     masks: np.ndarray
     y: np.ndarray
     source: str = ""
+    known: np.ndarray | None = None
 
     def subset(self, idx: np.ndarray) -> FitData:
         return dataclasses.replace(self, rows=self.rows[idx], masks=self.masks[idx], y=self.y[idx])
@@ -159,9 +162,20 @@ def predict(params: SimulatedJudgeParams, data: FitData, offset: float = 0.0) ->
     """
     p = params
     sev = data.severity.astype(np.float64)
-    need = p.attribute_weight[None, :, :] * p.domain_boost[data.domain][:, None, :] * (p.base_need + sev)[:, None, :]
+    known = np.ones_like(sev) if data.known is None else data.known.astype(np.float64)
+    need = (
+        p.attribute_weight[None, :, :]
+        * p.domain_boost[data.domain][:, None, :]
+        * ((p.base_need + sev) * known)[:, None, :]
+    )
     if p.synergies:
-        syn_need = np.stack([w[None, :] * s * sev[:, a, None] * sev[:, b, None] for a, b, w, s in p.synergies], axis=-1)
+        syn_need = np.stack(
+            [
+                w[None, :] * s * (sev[:, a] * sev[:, b] * known[:, a] * known[:, b])[:, None]
+                for a, b, w, s in p.synergies
+            ],
+            axis=-1,
+        )
         pairs = np.array([(1 << a) | (1 << b) for a, b, _, _ in p.synergies], dtype=np.int64)
     else:
         syn_need = np.zeros((len(sev), 3, 0))
@@ -394,6 +408,7 @@ def fit_data(data: Any, scenarios: Sequence[Scenario] | None = None, *, judge_na
         masks=np.array(masks, dtype=np.int64),
         y=np.array(y, dtype=np.float64),
         source=judge_name or "",
+        known=np.array([[a not in s.missing for a in ATTRIBUTES] for s in scen], dtype=np.float64).reshape(-1, _NA),
     )
 
 

@@ -23,6 +23,7 @@ The model, per scenario ``s`` (domain ``d``), dimension ``k`` and revealed set `
   chosen few attributes beat the whole profile (the paper's saturation finding, Section 4.4). Every
   revealed attribute also costs a small ``attention_cost[k]``: a fact whose marginal value has been
   made redundant by later ones is a net loss, so the best set is not always the one greedy builds.
+* an attribute the data did not record (``Scenario.missing``) has no need: asking it covers nothing.
 * ``score = B + (H - B) G - D``, clipped to [1, 5], where ``B`` is the context-free level (lower for
   high-risk users, whom a generic answer serves worst) and ``H`` the level with full coverage.
 
@@ -265,8 +266,17 @@ class BoundSimulatedJudge:
         dom = np.array([s.domain_index for s in self.scenarios], dtype=np.int64)
         cue = np.array([s.risk_cue for s in self.scenarios], dtype=np.float64)
         # need[s, k, a]
-        self.need = p.attribute_weight[None, :, :] * p.domain_boost[dom][:, None, :] * (p.base_need + sev)[:, None, :]
-        syn = [(a, b, w[None, :] * s * sev[:, a, None] * sev[:, b, None]) for a, b, w, s in p.synergies]
+        # A missing attribute (the source did not record it) can be neither needed nor covered: asking
+        # about it reveals nothing, so it only costs the question (and its attention cost).
+        known = np.array([[a not in s.missing for a in ATTRIBUTES] for s in self.scenarios], dtype=np.float64)
+        known = known.reshape(n, _NA)
+        self.need = (
+            p.attribute_weight[None, :, :] * p.domain_boost[dom][:, None, :] * ((p.base_need + sev) * known)[:, None, :]
+        )
+        syn = [
+            (a, b, w[None, :] * s * (sev[:, a] * sev[:, b] * known[:, a] * known[:, b])[:, None])
+            for a, b, w, s in p.synergies
+        ]
         self.syn_pairs = np.array([(1 << a) | (1 << b) for a, b, _, _ in p.synergies], dtype=np.int64)
         self.syn_need = np.stack([x for _, _, x in syn], axis=-1) if syn else np.zeros((n, 3, 0))
         # Snap the per-scenario terms to a 2**-32 grid: every sum of them is then exact in float64
