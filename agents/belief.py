@@ -50,8 +50,28 @@ def training_scenarios(env: Any) -> list[Scenario]:
         ConfigError: when no training scenario can be found (then fit the agent with ``fit(scenarios,
             judge)`` on your own training data).
     """
+    found = _training_scenarios(env, by_domain=True)
+    if not found and getattr(env, "domain", None) not in (None, "All"):
+        # A small file (the official generator's sample, a few users per domain) may hold no training
+        # user of this domain: learning from every domain's training users beats failing.
+        found = _training_scenarios(env, by_domain=False)
+        if found:
+            logger.warning(
+                "no training users in domain %s; the agent learns from the %d training scenarios of all domains",
+                env.domain,
+                len(found),
+            )
+    if not found:
+        raise ConfigError(
+            "no training-split scenarios found for this env (its data source is unknown or has no 'train' "
+            "split); fit the agent yourself: agent.fit(train_scenarios, judge)"
+        )
+    return list(found)
+
+
+def _training_scenarios(env: Any, *, by_domain: bool) -> list[Scenario]:
     fn = getattr(env, "train_scenarios", None)
-    if callable(fn):
+    if callable(fn) and by_domain:
         found = [s for s in fn() if s.split == "train"]
         if found:
             return found
@@ -64,30 +84,23 @@ def training_scenarios(env: Any) -> list[Scenario]:
     data_options = {k: kw[k] for k in ("domain_map", "severity") if kw.get(k) is not None}
     if "strict_records" in kw:
         data_options["strict"] = bool(kw["strict_records"])
-    domain = getattr(env, "domain", None)
+    domain = getattr(env, "domain", None) if by_domain else None
     domains = None if domain in (None, "All") else (domain,)
     custom = kw.get("scenarios")
     if custom is None and all(s.source == "synthetic" for s in env.scenarios):
-        found = load_scenarios(
+        return load_scenarios(
             kw.get("source", "synthetic"),
             domains=domains,
             split="train",
             n_per_domain=kw.get("n_per_domain"),
             seed=int(kw.get("data_seed", 0)),
         )
-    elif custom is None and kw.get("source") not in (None, "synthetic"):
-        found = load_scenarios(
+    if custom is None and kw.get("source") not in (None, "synthetic"):
+        return load_scenarios(
             kw["source"], domains=domains, split="train", n_per_domain=kw.get("n_per_domain"), **data_options
         )
-    else:
-        pool = custom if custom is not None else env.scenarios
-        found = [s for s in pool if s.split == "train" and (domains is None or s.domain in domains)]
-    if not found:
-        raise ConfigError(
-            "no training-split scenarios found for this env (its data source is unknown or has no 'train' "
-            "split); fit the agent yourself: agent.fit(train_scenarios, judge)"
-        )
-    return list(found)
+    pool = custom if custom is not None else env.scenarios
+    return [s for s in pool if s.split == "train" and (domains is None or s.domain in domains)]
 
 
 @dataclass(frozen=True)

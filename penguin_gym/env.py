@@ -257,6 +257,11 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     ## Version History
     - v0: initial release (SimulatedJudge parameters ``sim-v0``).
+    - v0, loaded data (after penguin-gym 0.1.0): with ``source=<published data>`` the splits are drawn per user,
+      the severities come from the rewritten lexicon, placeholders are missing (no need in the judge)
+      and scenario names route by the official hierarchy. The default synthetic episodes are unchanged
+      (the golden test pins them), and the published data did not load before (the generator's format
+      failed, most official names routed wrong), so no result on it exists to keep: the ids stay v0.
 
     Example:
         >>> import gymnasium as gym

@@ -372,3 +372,20 @@ def test_asking_about_a_missing_attribute_reveals_nothing(tmp_path):
     _, r, _, _, info = env.step(ATTRIBUTE_INDEX["Past Self-Harm History"])
     assert info["answer"] == MISSING and r == pytest.approx(-0.08)
     env.close()
+
+
+def test_the_readme_example_files_load(tmp_path):
+    # The README's "Real data" section shows one example file per format: each must load as shown.
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Real data") : readme.index("## A real LLM judge")]
+    blocks = re.findall(r"```json\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 3
+    sizes = []
+    for i, text in enumerate(blocks):
+        path = tmp_path / f"example{i}.json"
+        path.write_text(text)
+        sizes.append(len(load(path)))
+    assert sizes == [2, 2, 1]

@@ -330,7 +330,7 @@ def route(name: str, domain_map: Mapping[str, str] | None = None) -> Route | Non
 def nearest_names(name: str, n: int = 4) -> list[tuple[str, str]]:
     """The known scenario names closest to ``name``, with their domains (for error messages)."""
     table = known_names()
-    keys = difflib.get_close_matches(normalize_name(name), list(table), n=n, cutoff=0.5)
+    keys = difflib.get_close_matches(normalize_name(name), list(table), n=n, cutoff=0.6)
     return [table[k] for k in keys]
 
 
