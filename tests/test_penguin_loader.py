@@ -389,3 +389,13 @@ def test_the_readme_example_files_load(tmp_path):
         path.write_text(text)
         sizes.append(len(load(path)))
     assert sizes == [2, 2, 1]
+
+
+def test_the_domain_option(tmp_path):
+    rec = {k: v for k, v in RECORD.items() if k != "scenario"}
+    path = _write_jsonl(tmp_path / "p.jsonl", [rec])
+    with pytest.raises(DataFormatError, match="neither 'scenario' nor 'domain'"):
+        load(path)
+    assert load(path, domain="health")[0].domain == "Health"
+    with pytest.raises(ConfigError, match="'Sports' is not one of the seven domains"):
+        load(path, domain="Sports")

@@ -129,8 +129,11 @@ class LoadOptions:
     def __post_init__(self) -> None:
         if not 0 <= self.min_attributes <= len(ATTRIBUTES):
             raise ConfigError(f"min_attributes = {self.min_attributes} must be in [0, 10]")
-        if self.domain is not None and routing.canonical_domain(self.domain) is None:
-            raise ConfigError(f"domain {self.domain!r} is not one of the seven domains")
+        if self.domain is not None:
+            d = routing.canonical_domain(self.domain)
+            if d is None:
+                raise ConfigError(f"domain {self.domain!r} is not one of the seven domains")
+            object.__setattr__(self, "domain", d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,6 +601,8 @@ def load(
         hf_split: The split of a Hub dataset loaded over the network (``None``: all of them).
         report: Filled with counts of what the load did.
     """
+    if domain is not None and routing.canonical_domain(domain) is None:
+        raise ConfigError(f"domain {domain!r} is not one of the seven domains (Relationship, Career, ..., Education)")
     options = LoadOptions(
         min_attributes=min_attributes,
         domain=routing.canonical_domain(domain) if domain is not None else None,
