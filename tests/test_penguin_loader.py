@@ -242,6 +242,18 @@ def test_generator_records_are_checked_too(tmp_path):
     path.write_text(json.dumps(recs))
     with pytest.raises(DataFormatError, match=r"record 1, Queries\[1\]: a query must be non-empty text"):
         load(path)
+    recs = generator_records()
+    recs[0]["queries"] = ["a second spelling"]
+    path.write_text(json.dumps(recs))
+    with pytest.raises(
+        DataFormatError, match=r"record 0: field 'queries' is spelt two ways \('Queries' and 'queries'\)"
+    ):
+        load(path)
+    recs = generator_records()
+    recs[0]["Querys"] = []
+    path.write_text(json.dumps(recs))
+    with pytest.raises(DataFormatError, match=r"record 0: unknown field 'Querys' \(did you mean 'queries'\?\)"):
+        load(path)
     profiles_only = [dict(p, Scenario=s) for s, p in GEN_PROFILES]
     path.write_text(json.dumps(profiles_only))
     with pytest.raises(

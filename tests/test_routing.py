@@ -6,6 +6,7 @@ import pytest
 
 from penguin_gym.data import DOMAINS, SCENARIO_TYPES
 from penguin_gym.data.routing import (
+    canonical_domain,
     explain_unrouted,
     keyword_scores,
     known_names,
@@ -52,6 +53,8 @@ def test_embedded_types_and_domains_route_too():
             assert route(t.name).domain == t.domain, t.name
     for d in DOMAINS:
         assert route(d).domain == d and route(d.upper()).domain == d
+        assert canonical_domain(d.lower()) == d and canonical_domain(f" {d.upper()} ") == d
+    assert canonical_domain("Finance") == "Financial" and canonical_domain("Sports") is None
     assert route("Life Transition Scenarios").domain == "Life"
     assert route("Gambling Debt").domain == "Financial"  # the plural "Debts" is the official name
 

@@ -446,9 +446,9 @@ def _segment_severity(attribute: str, seg: str) -> float | None:
         for m in rx.finditer(text):
             level = _MODERATE.get(attribute, sev) if _negated(text[: m.start()]) else sev
             calm_level = level if calm_level is None else max(calm_level, level)
-    if risk:
-        return max(max(risk), calm_level) if calm_level is not None and calm_level > max(risk) else max(risk)
-    return calm_level
+    if calm_level is not None:
+        risk.append(calm_level)
+    return max(risk) if risk else None
 
 
 def _self_harm_level(text: str, m: re.Match[str], sev: float) -> float:
@@ -485,15 +485,14 @@ def estimate_severity(attribute: str, text: str | None) -> float:
             if rx.search(low):
                 return sev
         return _FALLBACK[attribute]
-    parts = _NOW.split(low)
-    levels: list[float] = []
-    for part in parts:
+    level: float | None = None
+    for part in _NOW.split(low):
         found = [lv for seg in _CONTRAST.split(part) if (lv := _segment_severity(attribute, seg)) is not None]
         if found:
-            levels = [max(found)]  # a later "now ..." part replaces what came before it
-    if levels:
-        return round(float(min(1.0, max(0.0, levels[0]))), 4)
-    return _FALLBACK.get(attribute, UNKNOWN_SEVERITY)
+            level = max(found)  # a later "now ..." part replaces what came before it
+    if level is None:
+        return _FALLBACK.get(attribute, UNKNOWN_SEVERITY)
+    return round(float(min(1.0, max(0.0, level))), 4)
 
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})

@@ -170,11 +170,16 @@ def _text_value(value: Any, *, where: str, key: str, attr: str) -> str:
     return MISSING if is_placeholder(text, attr) else text
 
 
-def _fields(record: Mapping[str, Any], *, where: str, strict: bool, profile_only: bool = False) -> dict[str, Any]:
-    """The record's keys normalized, each spelt once, each known (unless ``strict`` is off)."""
+_PROFILE_FIELDS = frozenset(FIELDS.values()) | {"scenario"}
+_GENERATOR_FIELDS = frozenset({"scenario", "user_profile", "queries", "domain"})
+
+
+def _fields(
+    record: Mapping[str, Any], *, where: str, strict: bool, known: frozenset[str] = _RECORD_FIELDS
+) -> dict[str, Any]:
+    """The record's keys normalized, each spelt once, each in ``known`` (unless ``strict`` is off)."""
     out: dict[str, Any] = {}
     spelt: dict[str, str] = {}
-    known = frozenset(FIELDS.values()) | {"scenario"} if profile_only else _RECORD_FIELDS
     for raw, value in record.items():
         if not isinstance(raw, str):
             raise DataFormatError(f"{where}: key {raw!r} must be text")
@@ -195,6 +200,11 @@ def _fields(record: Mapping[str, Any], *, where: str, strict: bool, profile_only
         spelt[key] = raw
         out[key] = value
     return out
+
+
+def _domain(value: Any, name: str | None, options: LoadOptions, *, where: str, hint: str | None) -> str:
+    """A record's domain: its ``domain`` field, the loader's ``domain=``, else its scenario name routed."""
+    return _domain_field(value, where=where) or options.domain or _route(name, options, where=where, hint=hint)
 
 
 def _route(name: str | None, options: LoadOptions, *, where: str, hint: str | None) -> str:
@@ -239,9 +249,8 @@ def _pending_records(
         except (InvalidScenarioError, TypeError, ValueError, AttributeError) as e:
             raise DataFormatError(f"{where}: {e}") from e
         return
-    keys = {_norm_key(str(k)): k for k in record}
-    if "user_profile" in keys or "queries" in keys:
-        yield from _generator_record(record, keys, where=where, options=options, hint=hint)
+    if {"user_profile", "queries"} & {_norm_key(str(k)) for k in record}:
+        yield from _generator_record(record, where=where, options=options, hint=hint)
         return
     fields = _fields(record, where=where, strict=options.strict)
     query = fields.get("query")
@@ -255,9 +264,7 @@ def _pending_records(
     scenario = fields.get("scenario")
     if scenario is not None and not isinstance(scenario, str):
         raise DataFormatError(f"{where}: field 'scenario' must be text, got {scenario!r}")
-    domain = _domain_field(fields.get("domain"), where=where) or options.domain
-    if domain is None:
-        domain = _route(scenario, options, where=where, hint=hint)
+    domain = _domain(fields.get("domain"), scenario, options, where=where, hint=hint)
     profile = _profile(fields, where=where, options=options)
     sid = fields.get("id")
     if sid is not None and not isinstance(sid, (str, int)):
@@ -280,30 +287,22 @@ def _domain_field(value: Any, *, where: str) -> str | None:
 
 
 def _generator_record(
-    record: Mapping[str, Any], keys: Mapping[str, Any], *, where: str, options: LoadOptions, hint: str | None
+    record: Mapping[str, Any], *, where: str, options: LoadOptions, hint: str | None
 ) -> Iterator[_Pending]:
-    extra = [k for n, k in keys.items() if n not in ("scenario", "user_profile", "queries", "domain")]
-    if extra and options.strict:
-        raise DataFormatError(
-            f"{where}: unknown field {extra[0]!r} in a generator record (expected Scenario, User_Profile, Queries); "
-            "pass strict=False to ignore it"
-        )
-    raw_profile = record.get(keys.get("user_profile", "User_Profile"))
-    queries = record.get(keys.get("queries", "Queries"))
+    top = _fields(record, where=where, strict=options.strict, known=_GENERATOR_FIELDS)
+    raw_profile, queries = top.get("user_profile"), top.get("queries")
     if not isinstance(raw_profile, Mapping):
         raise DataFormatError(f"{where}: field 'User_Profile' must be an object of the ten attributes")
     if not isinstance(queries, list) or not queries:
         raise DataFormatError(f"{where}: field 'Queries' must be a non-empty list of query texts")
     pwhere = f"{where}, User_Profile"
-    fields = _fields(raw_profile, where=pwhere, strict=options.strict, profile_only=True)
-    names = [fields.get("scenario"), record.get(keys["scenario"]) if "scenario" in keys else None]
+    fields = _fields(raw_profile, where=pwhere, strict=options.strict, known=_PROFILE_FIELDS)
+    names = [fields.get("scenario"), top.get("scenario")]
     for n in names:
         if n is not None and not isinstance(n, str):
             raise DataFormatError(f"{where}: field 'Scenario' must be text, got {n!r}")
     name = next((n for n in names if n), None)
-    domain = _domain_field(record.get(keys["domain"]) if "domain" in keys else None, where=where) or options.domain
-    if domain is None:
-        domain = _route(name, options, where=where, hint=hint)
+    domain = _domain(top.get("domain"), name, options, where=where, hint=hint)
     profile = _profile(fields, where=pwhere, options=options)
     for j, q in enumerate(queries):
         qwhere = f"{where}, Queries[{j}]"
@@ -563,7 +562,7 @@ def read_source(source: Any, *, hf_split: str | None = None) -> Iterator[tuple[s
                 return
             yield from _iter_folder(path)
             return
-        hint = routing.canonical_domain(path.parent.name)
+        hint = _folder_domain(path, path.parent)
         for where, rec in _iter_file(path):
             yield where, rec, hint
         return

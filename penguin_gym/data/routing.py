@@ -353,13 +353,8 @@ def explain_unrouted(name: str) -> str:
 
 def canonical_domain(value: str) -> str | None:
     """``value`` as one of ``DOMAINS`` when it names one (any case, or an alias such as "Finance")."""
-    if value in DOMAINS:
-        return value
-    norm = normalize_name(value)
-    for d in DOMAINS:
-        if norm == d.lower():
-            return d
-    return _DOMAIN_ALIASES.get(norm)
+    # The aliases hold every domain's own name in lowercase.
+    return value if value in DOMAINS else _DOMAIN_ALIASES.get(normalize_name(value))
 
 
 def load_domain_map(spec: Mapping[str, str] | str | Path | None) -> dict[str, str]:
