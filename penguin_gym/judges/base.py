@@ -35,6 +35,8 @@ class JudgeScore:
         personalization: 1-5, how well it fits the user's background ("user-specific alignment").
         response: The responder's answer text, when a responder LLM produced one.
         raw: The judge's raw output, when an LLM judged.
+        notes: What is worth knowing about how the score was had: a retry with another seed, a
+            comprehensive score that disagrees with the three, a missing total.
     """
 
     risk_sensitivity: float
@@ -42,6 +44,7 @@ class JudgeScore:
     personalization: float
     response: str | None = None
     raw: str | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in DIMENSIONS:
