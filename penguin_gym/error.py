@@ -35,6 +35,31 @@ class BackendError(PenguinError, RuntimeError):
     """An LLM backend failed (HTTP error after retries, timeout, bad response)."""
 
 
+class RequestError(BackendError):
+    """One request to an LLM backend failed, the others of its batch stand.
+
+    Attributes:
+        cause: ``"refused"`` (a provider's content filter or a refusal status), ``"http_error"`` (another
+            4xx), ``"timeout"`` (the request's deadline passed on every attempt), ``"server_error"`` (429 or
+            5xx on every attempt), ``"connection"``, ``"malformed"`` (a body that is not a completion).
+        permanent: Whether asking again cannot help (a 4xx, a refusal): the item is recorded as failed.
+            Otherwise the backend's retries were spent on a fault of the server or the network, and a
+            later run may succeed.
+    """
+
+    def __init__(self, message: str, *, cause: str = "server_error", permanent: bool = False) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.permanent = permanent
+
+    def __reduce__(self) -> tuple[type[RequestError], tuple[str], dict[str, object]]:
+        return (type(self), (str(self),), {"cause": self.cause, "permanent": self.permanent})
+
+
+class ResultsLockedError(PenguinError, RuntimeError):
+    """A results folder is being written by another process (it holds the folder's ``.lock``)."""
+
+
 class DependencyNotInstalled(PenguinError, ImportError):
     """An optional dependency is missing; the message gives the ``pip install`` command."""
 

@@ -8,7 +8,9 @@
 * ``Status(code, body, headers)``: an HTTP error (500, 429 with ``Retry-After``, 401...);
 * ``Raw(body, status, content_type)``: any bytes (truncated JSON, an HTML page, garbage);
 * ``Hang(seconds)``: wait, then close the connection without answering (a client timeout);
-* ``Disconnect()``: close the connection at once without answering.
+* ``Disconnect()``: close the connection at once without answering;
+* ``Trickle(content, interval)``: a well-formed completion whose body arrives a byte at a time, one
+  byte per ``interval`` seconds (a slow proxy: every read succeeds, the whole takes long).
 
 It records every request (path, headers, JSON body), counts them, and tracks the peak number in flight.
 
@@ -42,6 +44,7 @@ __all__ = [
     "Reply",
     "ScriptedOpenAIServer",
     "Status",
+    "Trickle",
     "completion_body",
 ]
 
@@ -87,7 +90,15 @@ class Disconnect:
     """Drop the connection without a response."""
 
 
-Behaviour = str | Reply | Status | Raw | Hang | Disconnect
+@dataclass(frozen=True)
+class Trickle:
+    """A completion of ``content`` sent one byte per ``interval`` seconds (headers at once)."""
+
+    content: str
+    interval: float = 0.2
+
+
+Behaviour = str | Reply | Status | Raw | Hang | Disconnect | Trickle
 Script = Callable[[dict[str, Any]], Behaviour]
 
 
@@ -221,6 +232,22 @@ class ScriptedOpenAIServer:
                     owner._stopping.wait(b.seconds)
                     self.close_connection = True
                 elif isinstance(b, Disconnect):
+                    self.close_connection = True
+                elif isinstance(b, Trickle):
+                    data = json.dumps(completion_body(b.content, owner.model)).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.flush()
+                    try:
+                        for i in range(len(data)):
+                            if owner._stopping.wait(b.interval):
+                                break
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                    except OSError:  # the client gave up: what a deadline is for
+                        pass
                     self.close_connection = True
                 else:
                     raise TypeError(f"unknown behaviour {b!r}")

@@ -95,7 +95,7 @@ def test_key_covers_judge_identity_sampling_prompt_and_scenario(scenarios, tmp_p
     assert base.key(changed, frozenset()) != base.key(s, frozenset())
 
 
-def test_failures_are_recorded_not_cached_and_retried_later(scenarios, tmp_path):
+def test_failures_are_recorded_served_and_retried_only_when_asked(scenarios, tmp_path):
     path = tmp_path / "c.sqlite"
     bad = {scenarios[2].id}
 
@@ -116,9 +116,18 @@ def test_failures_are_recorded_not_cached_and_retried_later(scenarios, tmp_path)
     assert len(cached) == 3
     (record,) = cached.failures()
     assert record["scenario_id"] == scenarios[2].id and record["raw"] == ["no scores here"] * 2
-    # a later run with a working judge judges only the failed item
+    assert record["cause"] == "unparseable" and record["permanent"]
+    # the second attempt asked with another seed, and the record says which
+    assert record["seeds"][0] is None and isinstance(record["seeds"][1], int)
+    # a rerun asks for nothing: the recorded failure is served as the item's failure
     backend = ScriptedBackend(_model)
-    fixed = CachedJudge(LLMJudge(backend, retries=1), path)
+    again = CachedJudge(LLMJudge(backend, retries=1), path)
+    with pytest.raises(JudgeBatchError) as info:
+        again.score_many(items, [frozenset()] * 4)
+    assert backend.calls == 0 and again.failed_hits == 1
+    assert [f.index for f in info.value.failures] == [2] and info.value.failures[0].cause == "unparseable"
+    # asked to retry the failures, it judges only the failed item
+    fixed = CachedJudge(LLMJudge(backend, retries=1), path, retry_failed=True)
     out = fixed.score_many(items, [frozenset()] * 4)
     assert backend.calls == 2 and len(out) == 4 and len(fixed) == 4
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from penguin_gym.data import ATTRIBUTES, load_scenarios
-from penguin_gym.error import BackendError, ConfigError, DependencyNotInstalled, JudgeBatchError
+from penguin_gym.error import BackendError, ConfigError, DependencyNotInstalled, JudgeBatchError, RequestError
 from penguin_gym.judges.backends import OpenAICompatible, make_backend
 from penguin_gym.judges.cache import CachedJudge
 from penguin_gym.judges.llm import LLMJudge
@@ -154,20 +154,19 @@ def test_client_errors_are_not_retried_and_redacted(key):
     assert "HTTP 401" in message and KEY_ENV in message and SECRET not in message
 
 
-def test_one_failed_conversation_fails_the_batch(key):
+def test_one_failed_request_leaves_the_others_of_its_batch(key):
     def script(body):
         return Status(500, "nope") if body["messages"][0]["content"] == "bad" else Reply("ok")
 
     with ScriptedOpenAIServer(script) as server:
         backend = _backend(server, retries=1, concurrency=2)
-        with pytest.raises(BackendError, match=r"1 of 3 requests failed \(0 not sent\)"):
-            backend.chat([USER, [{"role": "user", "content": "bad"}], USER])
-        # one worker: once the first conversation has failed, the queued ones are not sent
-        backend = _backend(server, retries=1, concurrency=1)
-        before = server.request_count
-        with pytest.raises(BackendError, match=r"1 of 5 requests failed"):
-            backend.chat([[{"role": "user", "content": "bad"}]] + [USER] * 4)
-        assert server.request_count - before <= 3
+        convs = [USER, [{"role": "user", "content": "bad"}], USER]
+        out = dict(backend.chat_each(convs, temperature=0.7, max_tokens=8))
+        assert out[0] == out[2] == "ok"
+        assert isinstance(out[1], RequestError) and out[1].cause == "server_error" and not out[1].permanent
+        # chat() keeps its all-or-nothing contract and says how many failed
+        with pytest.raises(BackendError, match=r"1 of 3 requests failed"):
+            backend.chat(convs)
 
 
 def test_missing_dependencies_give_the_install_hint(monkeypatch, key):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import sys
 
 import pytest
 
@@ -16,7 +17,7 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 from penguin_gym.data import ATTRIBUTES, load_scenarios  # noqa: E402
-from penguin_gym.error import BackendError, ConfigError, JudgeBatchError  # noqa: E402
+from penguin_gym.error import BackendError, ConfigError, DependencyNotInstalled, JudgeBatchError  # noqa: E402
 from penguin_gym.judges.backends import Transformers, make_backend  # noqa: E402
 from penguin_gym.judges.llm import LLMJudge  # noqa: E402
 from penguin_gym.judges.rubric import JUDGE_TEMPLATE, RUBRIC, judge_messages, responder_messages  # noqa: E402
@@ -298,8 +299,17 @@ def test_load_from_a_local_path_by_spec(scenarios, random_model, tmp_path):
     model.save_pretrained(tmp_path / "tiny")
     tokenizer.save_pretrained(tmp_path / "tiny")
     backend = make_backend(f"hf:{tmp_path / 'tiny'}", device="cpu", dtype="bfloat16", batch_size=4)
-    assert backend.name == f"hf:{tmp_path / 'tiny'}"
+    assert backend.name == f"hf:{tmp_path / 'tiny'}[dtype=bfloat16]"
     assert backend.model.dtype == torch.bfloat16
+    # every setting that changes a reply is in the identity (and so in every cache key)
+    names = {
+        backend.name,
+        make_backend(f"hf:{tmp_path / 'tiny'}", device="cpu", dtype="float32").name,
+        make_backend(f"hf:{tmp_path / 'tiny'}", device="cpu", dtype="bfloat16", seed=1).name,
+        make_backend(f"hf:{tmp_path / 'tiny'}", device="cpu", dtype="bfloat16", seed=2).name,
+        make_backend(f"hf:{tmp_path / 'tiny'}", device="cpu", dtype="bfloat16", chat_template=TEMPLATE).name,
+    }
+    assert len(names) == 5
     assert len(backend.chat(_conversations(scenarios)[:2], temperature=0.0, max_tokens=4)) == 2
     with pytest.raises(ConfigError, match="dtype"):
         make_backend(f"hf:{tmp_path / 'tiny'}", device="cpu", dtype="float9")
@@ -317,3 +327,50 @@ def test_configuration_errors(scenarios):
     backend = Transformers(model, tokenizer=tokenizer, device="cpu", chat_template=TEMPLATE)
     with pytest.raises(BackendError, match="exceeds the model's 128 positions"):
         backend.chat([judge_messages(scenarios[0], "an answer")], max_tokens=8)
+
+
+def test_a_gguf_path_reaches_the_model_and_the_tokenizer(monkeypatch, tmp_path):
+    import transformers
+
+    calls = {}
+
+    def record(kind):
+        def from_pretrained(path, **kwargs):
+            calls[kind] = (path, kwargs.get("gguf_file"))
+            raise OSError("stop here: the wiring is what this test checks")
+
+        return from_pretrained
+
+    gguf_path = tmp_path / "model.Q4_1.gguf"
+    gguf_path.write_bytes(b"GGUF")
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", record("model"))
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", record("tokenizer"))
+    with pytest.raises(ConfigError, match="cannot load"):
+        make_backend(f"hf:{gguf_path}", device="cpu")
+    assert calls["model"] == (str(tmp_path), "model.Q4_1.gguf")
+    with pytest.raises(ConfigError, match="no GGUF file"):
+        make_backend(f"hf:{tmp_path / 'missing.gguf'}", device="cpu")
+    monkeypatch.setitem(sys.modules, "gguf", None)  # not installed: said at once, with the fix
+    with pytest.raises(DependencyNotInstalled, match="pip install gguf accelerate"):
+        make_backend(f"hf:{gguf_path}", device="cpu")
+
+
+def test_a_gguf_tokenizer_is_loaded_from_the_gguf_file(monkeypatch, tmp_path):
+    import transformers
+
+    seen = {}
+
+    def model_ok(path, **kwargs):
+        return object()
+
+    def tokenizer(path, **kwargs):
+        seen["tokenizer"] = (path, kwargs.get("gguf_file"))
+        raise ValueError("stop")
+
+    gguf_path = tmp_path / "m.gguf"
+    gguf_path.write_bytes(b"GGUF")
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", model_ok)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", tokenizer)
+    with pytest.raises(ConfigError, match="cannot load"):
+        make_backend(f"hf:{gguf_path}", device="cpu")
+    assert seen["tokenizer"] == (str(tmp_path), "m.gguf")

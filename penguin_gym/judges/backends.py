@@ -20,19 +20,22 @@ on) and never pickled.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import logging
 import os
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from penguin_gym.error import BackendError, ConfigError, DependencyNotInstalled
+from penguin_gym.error import BackendError, ConfigError, DependencyNotInstalled, RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +89,100 @@ def _check_sampling(temperature: float, max_tokens: int, who: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Per-item requests, seeds and secrets
+
+#: What ``chat_each`` yields: a conversation's index and its reply, or the error of that one request.
+ItemReply = tuple[int, "str | BackendError"]
+
+_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.\-]*://)(?P<info>[^/\s@]+)@", re.IGNORECASE)
+_SECRET_QUERY = re.compile(r"(?P<key>[?&](?:api[_-]?key|key|token|access[_-]?token|auth|password)=)[^&\s#]+", re.I)
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``: the user-info of
+    ``scheme://user:KEY@host`` and ``api_key=``/``key=``/``token=`` query values.
+
+    Labels, configs, result rows, logs and W&B records pass backend specs through this, so a key put in a
+    URL is never written anywhere.
+
+    Example:
+        >>> redact_credentials("openai:m@http://user:sk-123@host:8000/v1?api_key=sk-123")
+        'openai:m@http://***@host:8000/v1?api_key=***'
+    """
+    return _SECRET_QUERY.sub(r"\g<key>***", _USERINFO.sub(r"\g<scheme>***@", text))
+
+
+def chat_each(
+    backend: Backend,
+    conversations: Sequence[Sequence[Mapping[str, str]]],
+    *,
+    temperature: float,
+    max_tokens: int,
+    seeds: Sequence[int | None] | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> Iterator[ItemReply]:
+    """``backend``'s replies one by one, as each arrives, with the failure of one request as that item's
+    value (a ``BackendError``, a ``RequestError`` where the backend says whether it is permanent).
+
+    Backends of this module answer per item (``chat_each`` method); any other ``Backend`` is asked with
+    one ``chat`` call, whose failure becomes every item's.
+
+    Args:
+        backend: The backend.
+        conversations: The conversations.
+        temperature: Sampling temperature.
+        max_tokens: Reply length limit.
+        seeds: A sampling seed per conversation (``None``: the backend's own), e.g. to ask again for a
+            different reply than the one that could not be read.
+        fields: Request fields for this call only (a ``response_format`` or a ``grammar``); backends
+            that cannot honour them raise ``ConfigError``.
+    """
+    own = getattr(backend, "chat_each", None)
+    if callable(own):
+        yield from own(conversations, temperature=temperature, max_tokens=max_tokens, seeds=seeds, fields=fields)
+        return
+    if fields:
+        raise ConfigError(f"{backend.name}: this backend takes no request fields ({sorted(fields)})")
+    try:
+        replies = backend.chat(conversations, temperature=temperature, max_tokens=max_tokens)
+    except BackendError as e:
+        for i in range(len(conversations)):
+            yield i, e
+        return
+    if len(replies) != len(conversations):
+        raise BackendError(f"{backend.name}: {len(replies)} replies to {len(conversations)} conversations")
+    yield from enumerate(replies)
+
+
+def _chat_from_each(each: Iterator[ItemReply], n: int, who: str) -> list[str]:
+    """``chat``'s contract over ``chat_each``: every reply in order, or one ``BackendError`` for all."""
+    out: list[str | None] = [None] * n
+    errors: dict[int, BackendError] = {}
+    for i, reply in each:
+        if isinstance(reply, BackendError):
+            errors[i] = reply
+        else:
+            out[i] = reply
+    if errors:
+        first = errors[min(errors)]
+        if n == 1:
+            raise first
+        raise BackendError(f"{who}: {len(errors)} of {n} requests failed; first: {first}") from first
+    return [r if r is not None else "" for r in out]
+
+
+def _suffix(settings: Mapping[str, Any]) -> str:
+    """The settings part of a backend's name: ``[k=v,...]`` with long values hashed."""
+    parts = []
+    for k, v in settings.items():
+        text = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+        if len(text) > 24 or any(c in text for c in ",[]="):
+            text = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+        parts.append(f"{k}={text}")
+    return f"[{','.join(parts)}]" if parts else ""
+
+
+# --------------------------------------------------------------------------------------------------
 # Scripted
 
 
@@ -94,8 +191,9 @@ class ScriptedBackend:
 
     Args:
         replies: Either a list consumed in order, one item per conversation (a string is the reply; an
-            exception instance is raised, as a ``BackendError`` unless it is one), or a callable
-            ``f(messages) -> str`` called for every conversation (it may raise ``BackendError``).
+            exception instance is that request's failure, a ``BackendError`` unless it is one), or a
+            callable ``f(messages) -> str`` (or ``f(messages, seed) -> str``) called for every
+            conversation (it may raise ``BackendError``).
         name: The backend's identity.
         delay: Seconds to sleep per conversation, to stand in for a real model's latency.
         batch_delay: Seconds to sleep per ``chat`` call (per batch).
@@ -104,11 +202,13 @@ class ScriptedBackend:
         calls: Conversations answered so far.
         batches: ``chat`` calls so far.
         history: Every conversation seen, in order.
+        seeds: The seed of every conversation seen (``None`` where none was asked for), in order.
+        fields: The request fields of every conversation seen, in order.
     """
 
     def __init__(
         self,
-        replies: Sequence[str | BaseException] | Callable[[Sequence[Mapping[str, str]]], str],
+        replies: Sequence[str | BaseException] | Callable[..., str],
         *,
         name: str = "scripted",
         delay: float = 0.0,
@@ -117,6 +217,12 @@ class ScriptedBackend:
         if isinstance(replies, str):
             raise ConfigError("ScriptedBackend: replies must be a list of strings or a callable, not one string")
         self._fn = replies if callable(replies) else None
+        self._fn_seeded = False
+        if self._fn is not None:
+            try:
+                self._fn_seeded = len(inspect.signature(self._fn).parameters) >= 2
+            except (TypeError, ValueError):
+                self._fn_seeded = False
         self._queue = None if callable(replies) else list(replies)
         self.name = name
         self.delay = float(delay)
@@ -124,6 +230,8 @@ class ScriptedBackend:
         self.calls = 0
         self.batches = 0
         self.history: list[list[dict[str, str]]] = []
+        self.seeds: list[int | None] = []
+        self.fields: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -141,19 +249,34 @@ class ScriptedBackend:
     def chat(
         self, conversations: Sequence[Sequence[Mapping[str, str]]], *, temperature: float = 0.7, max_tokens: int = 512
     ) -> list[str]:
+        each = self.chat_each(conversations, temperature=temperature, max_tokens=max_tokens)
+        return _chat_from_each(each, len(conversations), self.name)
+
+    def chat_each(
+        self,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+        *,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+        seeds: Sequence[int | None] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Iterator[ItemReply]:
+        """Each conversation's reply (or failure), in order; see ``chat_each``."""
         _check_sampling(temperature, max_tokens, self.name)
         _check_conversations(conversations, self.name)
+        seeds = _check_seeds(seeds, len(conversations), self.name)
         with self._lock:
             self.batches += 1
         if self.batch_delay:
             time.sleep(self.batch_delay)
-        out = []
-        for conv in conversations:
+        for index, conv in enumerate(conversations):
             if self.delay:
                 time.sleep(self.delay)
             with self._lock:
                 self.calls += 1
                 self.history.append([dict(m) for m in conv])
+                self.seeds.append(seeds[index])
+                self.fields.append(dict(fields or {}))
                 if self._fn is None:
                     assert self._queue is not None
                     if not self._queue:
@@ -164,29 +287,52 @@ class ScriptedBackend:
                 else:
                     item = ""
             if self._fn is not None:
-                item = self._fn(conv)
+                try:
+                    item = self._fn(conv, seeds[index]) if self._fn_seeded else self._fn(conv)
+                except BackendError as e:
+                    item = e
             if isinstance(item, BackendError):
-                raise item
-            if isinstance(item, BaseException):
-                raise BackendError(f"{self.name}: scripted failure: {item}") from item
-            if not isinstance(item, str):
+                yield index, item
+            elif isinstance(item, BaseException):
+                err = BackendError(f"{self.name}: scripted failure: {item}")
+                err.__cause__ = item
+                yield index, err
+            elif not isinstance(item, str):
                 raise BackendError(f"{self.name}: scripted reply {item!r} is not a string")
-            out.append(item)
-        return out
+            else:
+                yield index, item
+
+
+def _check_seeds(seeds: Sequence[int | None] | None, n: int, who: str) -> list[int | None]:
+    if seeds is None:
+        return [None] * n
+    if len(seeds) != n:
+        raise ConfigError(f"{who}: {len(seeds)} seeds for {n} conversations")
+    return list(seeds)
 
 
 # --------------------------------------------------------------------------------------------------
 # OpenAI-compatible HTTP
 
+#: Request fields of the structured judge modes, per mode: what each server family takes.
+STRUCTURED_MODES = ("json_schema", "json_object", "grammar")
+
 
 class OpenAICompatible:
     """Any server that speaks the OpenAI ``/v1/chat/completions`` API: vLLM, Ollama, llama.cpp server,
-    LM Studio, OpenAI, Azure OpenAI.
+    llama-cpp-python, LM Studio, OpenAI, Azure OpenAI.
 
-    Requests run concurrently on a thread pool (``concurrency`` at a time). A request that times out,
-    loses its connection, gets 429 or a 5xx, or gets a body that is not a completion (truncated JSON,
-    an HTML error page) is retried ``retries`` times with exponential backoff and jitter (a 429's or
-    503's ``Retry-After`` is honoured, up to ``max_backoff``); other 4xx fail at once.
+    Requests run concurrently on a thread pool (``concurrency`` at a time) and every request has a total
+    deadline (``timeout``: from sending to the last byte, however slowly the server trickles its body).
+    A request that passes its deadline, loses its connection, gets 429 or a 5xx, or gets a body that is
+    not a completion (truncated JSON, an HTML error page) is retried ``retries`` times with exponential
+    backoff and jitter (a 429's or 503's ``Retry-After`` is honoured, up to ``max_backoff``); other 4xx
+    fail at once, and so does a completion stopped by a provider's content filter. One failed request
+    never takes the others of a batch with it: ``chat_each`` yields each reply or each request's
+    ``RequestError`` as it comes.
+
+    Credentials in the URL (``http://user:KEY@host/v1``) are sent as HTTP basic auth and are never part
+    of ``name``, of an error message or of anything written.
 
     Args:
         model: The model name the server expects (for Azure: the deployment name).
@@ -194,18 +340,22 @@ class OpenAICompatible:
             ``"http://localhost:11434/v1"`` (Ollama); a URL without a path gets ``/v1``. For Azure give
             ``https://<resource>.openai.azure.com`` and ``api_version``.
         api_key_env: The environment variable holding the API key, read here. Missing: an error naming
-            it, unless the server is local (localhost), where no key is sent.
+            it, unless the server is local (localhost) or the URL carries credentials.
         concurrency: Requests in flight at once.
-        timeout: Seconds to wait for a response (read/write/pool); ``connect_timeout`` for connecting.
+        timeout: Each attempt's total deadline in seconds (connecting, sending, waiting and reading).
+        connect_timeout: Seconds to wait for the connection (within the deadline).
         retries: Retries after the first attempt of each request.
         backoff: The first retry's delay in seconds; doubles per retry, with +-50% jitter.
         max_backoff: The longest delay between attempts.
         api_version: Azure OpenAI's ``api-version``: switches to Azure's URL layout and ``api-key`` header.
         max_tokens_field: The request field for the token limit (``"max_completion_tokens"`` for OpenAI's
             reasoning models).
-        extra_body: More request fields (``top_p``, ``seed``, ``stop``...), sent with every request.
+        extra_body: More request fields (``top_p``, ``seed``, ``stop``, a ``grammar``...), sent with every
+            request; part of ``name``, so a judgment made under a grammar is never reused without it.
         headers: More HTTP headers (never put a secret here: use ``api_key_env``).
-        name: The identity in judge names and caches (default ``"openai:<model>@<base_url>"``).
+        name: The identity in judge names and caches (default ``"openai:<model>@<base_url>"``); the
+            settings that change replies (``extra_body``, a non-default ``max_tokens_field``,
+            ``api_version``) are appended to it either way.
     """
 
     def __init__(
@@ -236,23 +386,26 @@ class OpenAICompatible:
             raise ConfigError(f"OpenAICompatible: concurrency = {concurrency} must be >= 1")
         if retries < 0:
             raise ConfigError(f"OpenAICompatible: retries = {retries} must be >= 0")
-        if timeout <= 0 or connect_timeout <= 0:
+        if not (timeout > 0 and connect_timeout > 0):
             raise ConfigError(f"OpenAICompatible: timeouts must be > 0 (got {timeout}, {connect_timeout})")
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"OpenAICompatible: base_url {base_url!r} must be an http(s) URL, e.g. http://localhost:8000/v1"
+                "OpenAICompatible: base_url "
+                f"{redact_credentials(base_url)!r} must be an http(s) URL, e.g. http://localhost:8000/v1"
             )
         path = parts.path.rstrip("/")
         if api_version is None and not path:
             path = "/v1"
-        self.base_url = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self.base_url = urlunsplit((parts.scheme, host, path, "", ""))
+        self._auth = (unquote(parts.username or ""), unquote(parts.password or "")) if parts.username else None
         self.model = model
         self.api_version = api_version
         self.api_key_env = api_key_env
         self.local = (parts.hostname or "").lower() in _LOCAL_HOSTS or (parts.hostname or "").endswith(".localhost")
         key = os.environ.get(api_key_env) if api_key_env else None
-        if not key and not self.local:
+        if not key and not self.local and self._auth is None:
             raise ConfigError(
                 f"OpenAICompatible: the environment variable {api_key_env!r} holding the API key for "
                 f"{self.base_url} is not set; export it (or pass api_key_env='<YOUR_VAR>')"
@@ -267,14 +420,23 @@ class OpenAICompatible:
         self.max_tokens_field = max_tokens_field
         self.extra_body = dict(extra_body or {})
         self._headers = dict(headers or {})
-        # The identity: no user info, query string or key. Sampling settings are the judge's to add.
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-        self.name = name or f"openai:{model}@{urlunsplit((parts.scheme, netloc, path, '', ''))}"
+        settings: dict[str, Any] = {}
+        if api_version is not None:
+            settings["api_version"] = api_version
+        if max_tokens_field != "max_tokens":
+            settings["max_tokens_field"] = max_tokens_field
+        if self.extra_body:
+            settings["extra_body"] = self.extra_body
+        # The identity: no user info, query string or key; the settings that change a reply.
+        self.name = (name or f"openai:{model}@{self.base_url}") + _suffix(settings)
         self.requests = 0
         self._client: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._rng = random.Random(0)
+
+    #: The structured judge modes this backend can send (see ``LLMJudge(structured=...)``).
+    structured_modes = STRUCTURED_MODES
 
     def __repr__(self) -> str:
         return f"OpenAICompatible(name={self.name!r}, concurrency={self.concurrency}, retries={self.retries})"
@@ -312,8 +474,9 @@ class OpenAICompatible:
         with self._lock:
             if self._client is None:
                 self._client = httpx.Client(
-                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                    timeout=httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout)),
                     limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+                    auth=self._auth,
                 )
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="penguin-llm")
@@ -336,86 +499,161 @@ class OpenAICompatible:
         return headers
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        for secret in (self._api_key, *(self._auth or ())):
+            if secret:
+                text = text.replace(secret, "***")
+        return redact_credentials(text)
 
     def chat(
         self, conversations: Sequence[Sequence[Mapping[str, str]]], *, temperature: float = 0.7, max_tokens: int = 512
     ) -> list[str]:
+        each = self.chat_each(conversations, temperature=temperature, max_tokens=max_tokens)
+        return _chat_from_each(each, len(conversations), self.name)
+
+    def chat_each(
+        self,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+        *,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+        seeds: Sequence[int | None] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Iterator[ItemReply]:
+        """Each conversation's reply or ``RequestError``, in the order they complete; see ``chat_each``."""
         _check_sampling(temperature, max_tokens, self.name)
         _check_conversations(conversations, self.name)
+        seeds = _check_seeds(seeds, len(conversations), self.name)
         if not conversations:
-            return []
+            return
         client, pool = self._ensure()
+        extra = dict(fields or {})
         if len(conversations) == 1:
-            return [self._complete(client, conversations[0], temperature, max_tokens)]
-        futures: list[Future[str]] = [
-            pool.submit(self._complete, client, conv, temperature, max_tokens) for conv in conversations
-        ]
-        out: list[str] = []
-        first_error: BackendError | None = None
-        for f in futures:
-            if first_error is not None:
-                break
-            try:
-                out.append(f.result())
-            except BackendError as e:
-                first_error = e
-                for g in futures:  # requests not yet sent are dropped; those in flight finish
-                    g.cancel()
-        if first_error is not None:
-            wait(futures)
-            failed = sum(1 for f in futures if not f.cancelled() and f.exception() is not None)
-            dropped = sum(1 for f in futures if f.cancelled())
-            raise BackendError(
-                f"{failed} of {len(conversations)} requests failed ({dropped} not sent); first: {first_error}"
-            ) from first_error
-        return out
+            yield 0, self._attempts(client, conversations[0], temperature, max_tokens, seeds[0], extra)
+            return
+        futures = {
+            pool.submit(self._attempts, client, conv, temperature, max_tokens, seeds[i], extra): i
+            for i, conv in enumerate(conversations)
+        }
+        try:
+            for f in as_completed(futures):
+                yield futures[f], f.result()
+        finally:  # the caller stopped early (an error, a kill): drop what was not sent yet
+            for f in futures:
+                f.cancel()
 
-    def _complete(self, client: Any, messages: Conversation, temperature: float, max_tokens: int) -> str:
-        import httpx
-
+    def _attempts(
+        self,
+        client: Any,
+        messages: Conversation,
+        temperature: float,
+        max_tokens: int,
+        seed: int | None,
+        fields: Mapping[str, Any],
+    ) -> str | RequestError:
+        """One request with its retries: the reply text, or the ``RequestError`` that ended it."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
             "temperature": temperature,
             self.max_tokens_field: max_tokens,
             **self.extra_body,
+            **fields,
         }
-        last = "no attempt made"
+        if seed is not None:
+            body["seed"] = int(seed)
+        last = RequestError(f"{self.name}: no attempt made", cause="connection", permanent=False)
         for attempt in range(self.retries + 1):
-            retry_after: float | None = None
             with self._lock:
                 self.requests += 1
-            try:
-                resp = client.post(self.url, json=body, headers=self._request_headers())
-            except httpx.TimeoutException as e:
-                last = f"timed out ({type(e).__name__}, timeout {self.timeout:g}s)"
-            except httpx.TransportError as e:
-                last = f"connection error: {type(e).__name__}: {self._redact(str(e))}"
-            else:
-                status = resp.status_code
-                if status == 429 or status >= 500:
-                    last = f"HTTP {status}: {self._redact(resp.text[:200])!r}"
-                    retry_after = _retry_after(resp.headers.get("retry-after"))
-                elif status >= 400:
-                    hint = ""
-                    if status in (401, 403):
-                        hint = f" (check the API key in ${self.api_key_env})"
-                    elif status == 404:
-                        hint = f" (check the base URL {self.base_url} and the model name {self.model!r})"
-                    raise BackendError(f"{self.name}: HTTP {status}{hint}: {self._redact(resp.text[:300])!r}")
-                else:
-                    try:
-                        return _completion_text(resp.json())
-                    except ValueError as e:
-                        last = f"malformed response ({self._redact(str(e))}): {self._redact(resp.text[:120])!r}"
+            outcome, retry_after = self._attempt(client, body)
+            if isinstance(outcome, str):
+                return outcome
+            if outcome.permanent:
+                return outcome
+            last = outcome
             if attempt < self.retries:
                 delay = min(self.max_backoff, self.backoff * 2.0**attempt * (0.5 + self._rng.random()))
                 if retry_after is not None:
                     delay = min(self.max_backoff, max(delay, retry_after))
-                logger.warning("%s: %s; retry %d/%d in %.2fs", self.name, last, attempt + 1, self.retries, delay)
+                logger.warning("%s; retry %d/%d in %.2fs", outcome, attempt + 1, self.retries, delay)
                 time.sleep(delay)
-        raise BackendError(f"{self.name}: request failed after {self.retries + 1} attempts: {last}")
+        return RequestError(
+            f"{self.name}: request failed after {self.retries + 1} attempts: {str(last).removeprefix(self.name + ': ')}",
+            cause=last.cause,
+            permanent=False,
+        )
+
+    def _attempt(self, client: Any, body: Mapping[str, Any]) -> tuple[str | RequestError, float | None]:
+        """One HTTP attempt under the deadline: the reply, or the error and a ``Retry-After``."""
+        import httpx
+
+        deadline = time.monotonic() + self.timeout
+        watchdog: threading.Timer | None = None
+        try:
+            with client.stream("POST", self.url, json=body, headers=self._request_headers()) as resp:
+                # Past the deadline the response is closed under the reader, however it trickles.
+                watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), resp.close)
+                watchdog.daemon = True
+                watchdog.start()
+                chunks = []
+                for chunk in resp.iter_bytes():
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise _DeadlinePassed
+                status = resp.status_code
+                text = b"".join(chunks).decode(resp.encoding or "utf-8", errors="replace")
+                headers = resp.headers
+        except _DeadlinePassed:
+            return self._error(f"passed its {self.timeout:g}s deadline", "timeout"), None
+        except httpx.TimeoutException as e:
+            return self._error(f"timed out ({type(e).__name__}, deadline {self.timeout:g}s)", "timeout"), None
+        except (httpx.TransportError, httpx.StreamError) as e:
+            if time.monotonic() >= deadline:
+                return self._error(f"passed its {self.timeout:g}s deadline", "timeout"), None
+            return self._error(f"connection error: {type(e).__name__}: {self._redact(str(e))}", "connection"), None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        if status == 429 or status >= 500:
+            return self._error(f"HTTP {status}: {self._redact(text[:200])!r}", "server_error"), _retry_after(
+                headers.get("retry-after")
+            )
+        if status >= 400:
+            hint = ""
+            cause = "http_error"
+            if status in (401, 403):
+                hint = f" (check the API key in ${self.api_key_env})"
+            elif status == 404:
+                hint = f" (check the base URL {self.base_url} and the model name {self.model!r})"
+            if _CONTENT_FILTER.search(text):
+                cause, hint = "refused", " (the provider's content filter refused this request)"
+            return self._error(f"HTTP {status}{hint}: {self._redact(text[:300])!r}", cause, permanent=True), None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            return self._error(f"malformed response ({e.msg}): {self._redact(text[:120])!r}", "malformed"), None
+        try:
+            return _completion_text(data), None
+        except _Refused as e:
+            return self._error(str(e), "refused", permanent=True), None
+        except ValueError as e:
+            return self._error(
+                f"malformed response ({self._redact(str(e))}): {self._redact(text[:120])!r}", "malformed"
+            ), None
+
+    def _error(self, what: str, cause: str, *, permanent: bool = False) -> RequestError:
+        return RequestError(f"{self.name}: {what}", cause=cause, permanent=permanent)
+
+
+class _DeadlinePassed(Exception):
+    """A request's total deadline passed while its body was still arriving."""
+
+
+class _Refused(ValueError):
+    """A completion the provider stopped with its content filter."""
+
+
+_CONTENT_FILTER = re.compile(r"content[_ ]?filter|content[_ ]management[_ ]policy|responsible ?ai|safety system", re.I)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -428,7 +666,8 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _completion_text(data: Any) -> str:
-    """The reply text of a chat completion response; ``ValueError`` when it is not one."""
+    """The reply text of a chat completion response (``""`` for a null or empty one: the judge decides
+    what an empty reply is); ``_Refused`` for a content-filtered one; ``ValueError`` when it is not one."""
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     if "error" in data and "choices" not in data:
@@ -438,9 +677,15 @@ def _completion_text(data: Any) -> str:
         raise ValueError("no 'choices' in the response")
     message = choices[0].get("message")
     content = message.get("content") if isinstance(message, dict) else None
+    reason = choices[0].get("finish_reason")
+    if reason == "content_filter" and not content:
+        raise _Refused("the provider's content filter stopped the reply (finish_reason='content_filter')")
+    if content is None:
+        if not isinstance(message, dict):
+            raise ValueError(f"the first choice has no message (finish_reason={reason!r})")
+        return ""
     if not isinstance(content, str):
-        reason = choices[0].get("finish_reason")
-        raise ValueError(f"the first choice has no text content (finish_reason={reason!r})")
+        raise ValueError(f"the first choice's content is a {type(content).__name__}, not text")
     return content
 
 
@@ -472,8 +717,10 @@ class Transformers:
     third of the cost of Gumbel noise over the vocabulary and less than ``torch.multinomial``).
 
     Args:
-        model: A model id on the Hub, a local directory, or a loaded ``PreTrainedModel``.
-        tokenizer: A tokenizer (default: loaded from ``model``'s id or path).
+        model: A model id on the Hub, a local directory, a local ``.gguf`` file (llama.cpp's format:
+            the model and its tokenizer are read from it, dequantized; needs ``pip install gguf``), or
+            a loaded ``PreTrainedModel``.
+        tokenizer: A tokenizer (default: loaded from ``model``'s id, path or GGUF file).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, or ``"auto"`` (spread over devices with
             accelerate's ``device_map="auto"``). Default: CUDA when available, else CPU.
         dtype: ``"auto"``, ``"float32"``, ``"bfloat16"``, ``"float16"`` or a ``torch.dtype`` (default:
@@ -483,7 +730,10 @@ class Transformers:
         trust_remote_code: Passed to ``from_pretrained``.
         seed: When set, each ``chat`` call samples from a generator seeded with it (repeatable replies);
             the global torch RNG is never touched.
-        name: The identity in judge names and caches (default ``"hf:<model id or path>"``).
+        name: The identity in judge names and caches (default ``"hf:<model id or path>"``); the dtype,
+            the seed and a GGUF file are appended to it either way.
+        gguf_file: A GGUF file inside the repository or folder ``model`` names (for a Hub repository of
+            GGUF files; a path to a ``.gguf`` file needs none).
         model_kwargs: More ``from_pretrained`` arguments (``attn_implementation``, ``quantization_config``...).
         prefill: ``"auto"`` (the above; on GPUs the rows' own tokens are prefilled in one padded batch and
             the prefix is copied to each row for decoding), ``"padded"``, ``"ragged"`` (each row's own
@@ -507,6 +757,7 @@ class Transformers:
         name: str | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
         prefill: Literal["auto", "ragged", "padded", "plain"] = "auto",
+        gguf_file: str | None = None,
     ) -> None:
         try:
             import torch
@@ -525,8 +776,26 @@ class Transformers:
         torch_dtype = _torch_dtype(torch, dtype)
         if isinstance(model, str):
             model_id = model
+            if model.lower().endswith(".gguf"):
+                path = Path(model).expanduser()
+                if not path.is_file():
+                    raise ConfigError(f"Transformers: no GGUF file at {model!r}")
+                if gguf_file is not None:
+                    raise ConfigError("Transformers: give either a .gguf path or gguf_file=, not both")
+                model, gguf_file = str(path.parent), path.name
             kwargs: dict[str, Any] = dict(model_kwargs or {})
             kwargs["trust_remote_code"] = trust_remote_code
+            tokenizer_kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+            if gguf_file is not None:
+                try:
+                    import accelerate  # noqa: F401
+                    import gguf  # noqa: F401
+                except ImportError as e:
+                    raise DependencyNotInstalled(
+                        f"Transformers: reading the GGUF file {gguf_file!r} needs the gguf and accelerate packages: "
+                        f"pip install gguf accelerate (both in {_INSTALL_HINT.removeprefix('pip install ')})"
+                    ) from e
+                kwargs["gguf_file"] = tokenizer_kwargs["gguf_file"] = gguf_file
             version = re.match(r"(\d+)\.(\d+)", transformers.__version__)
             new_api = version is None or (int(version[1]), int(version[2])) >= (4, 56)
             dtype_key = "dtype" if new_api else "torch_dtype"  # renamed in transformers 4.56
@@ -536,7 +805,7 @@ class Transformers:
             try:
                 loaded = transformers.AutoModelForCausalLM.from_pretrained(model, **kwargs)
                 if tokenizer is None:
-                    tokenizer = transformers.AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+                    tokenizer = transformers.AutoTokenizer.from_pretrained(model, **tokenizer_kwargs)
             except (OSError, ValueError) as e:
                 raise ConfigError(f"Transformers: cannot load model {model!r}: {e}") from e
             lm: Any = loaded
@@ -565,7 +834,15 @@ class Transformers:
         self.device = device
         self.batch_size = int(batch_size)
         self.seed = seed
-        self.name = name or f"hf:{model_id}"
+        self.gguf_file = gguf_file
+        settings: dict[str, Any] = {"dtype": str(getattr(lm, "dtype", torch_dtype or "auto")).removeprefix("torch.")}
+        if seed is not None:
+            settings["seed"] = int(seed)
+        if gguf_file is not None and not model_id.lower().endswith(".gguf"):
+            settings["gguf"] = gguf_file
+        if chat_template is not None:
+            settings["chat_template"] = chat_template
+        self.name = (name or f"hf:{model_id}") + _suffix(settings)
         self.generate_calls = 0
         self.prefill = prefill
         self._cache_api = _CacheAPI.detect(lm)
@@ -595,11 +872,53 @@ class Transformers:
             )
         )
 
+    def chat_each(
+        self,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+        *,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+        seeds: Sequence[int | None] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Iterator[ItemReply]:
+        """The replies batch by batch, conversations that share a seed generated together; a failed
+        batch is the failure of its items (``RequestError``, not permanent). No request fields: local
+        generation has no constrained decoding here (``ConfigError``)."""
+        if fields:
+            raise ConfigError(
+                f"{self.name}: local generation takes no request fields ({sorted(fields)}); constrained "
+                "output needs a server that takes a JSON schema or a grammar (vLLM, llama.cpp)"
+            )
+        _check_sampling(temperature, max_tokens, self.name)
+        _check_conversations(conversations, self.name)
+        seeds = _check_seeds(seeds, len(conversations), self.name)
+        groups: dict[int | None, list[int]] = {}
+        for i, seed in enumerate(seeds):
+            groups.setdefault(seed, []).append(i)
+        for seed, members in groups.items():
+            try:
+                replies = self._chat([conversations[i] for i in members], temperature, max_tokens, seed)
+            except BackendError as e:
+                for i in members:
+                    yield i, RequestError(str(e), cause="server_error", permanent=False)
+                continue
+            yield from zip(members, replies, strict=True)
+
     def chat(
         self, conversations: Sequence[Sequence[Mapping[str, str]]], *, temperature: float = 0.7, max_tokens: int = 512
     ) -> list[str]:
         _check_sampling(temperature, max_tokens, self.name)
         _check_conversations(conversations, self.name)
+        return self._chat(conversations, temperature, max_tokens, None)
+
+    def _chat(
+        self,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+        temperature: float,
+        max_tokens: int,
+        seed: int | None,
+    ) -> list[str]:
+        """The replies, sampled from a generator seeded with ``seed`` (else the backend's ``seed``)."""
         if not conversations:
             return []
         from transformers import GenerationConfig, LogitsProcessorList
@@ -627,10 +946,11 @@ class Transformers:
             processors = LogitsProcessorList()
             if temperature > 0:
                 generator = torch.Generator(device=self.model.device)
-                if self.seed is None:
+                seed = self.seed if seed is None else seed
+                if seed is None:
                     generator.seed()
                 else:
-                    generator.manual_seed(self.seed)
+                    generator.manual_seed(seed)
                 processors.append(_InverseCDFSampling(temperature, generator))
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]

@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from penguin_gym.data.schema import ATTRIBUTES, Scenario, attribute_mask
-from penguin_gym.error import ConfigError, JudgeBatchError
+from penguin_gym.error import BackendError, ConfigError, DataFormatError, JudgeBatchError, JudgeError, PenguinError
 from penguin_gym.judges.base import Judge, JudgeBase, JudgeScore
 
 logger = logging.getLogger(__name__)
 
-#: Bumped when the key derivation or the table layout changes.
-CACHE_SCHEMA = 1
+#: Bumped when the key derivation or the table layout changes. 2: judgments keep their notes, failures
+#: their cause, permanence, answer and seeds (a schema-1 file is upgraded in place when opened).
+CACHE_SCHEMA = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS judgments (
     personalization REAL NOT NULL,
     response TEXT,
     raw TEXT,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    notes TEXT
 );
 CREATE INDEX IF NOT EXISTS judgments_by_judge ON judgments (judge, scenario_id);
 CREATE TABLE IF NOT EXISTS failures (
@@ -64,8 +66,25 @@ CREATE TABLE IF NOT EXISTS failures (
     revealed INTEGER NOT NULL,
     reason TEXT NOT NULL,
     raw TEXT,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    cause TEXT,
+    permanent INTEGER NOT NULL DEFAULT 0,
+    response TEXT,
+    seeds TEXT
 );
+CREATE INDEX IF NOT EXISTS failures_by_key ON failures (key);
+"""
+
+#: What turns a schema-1 file into a schema-2 one. Its failures were "retried by a later call": they stay
+#: not permanent, so they are asked for again once.
+_MIGRATE_1_TO_2 = """
+ALTER TABLE judgments ADD COLUMN notes TEXT;
+ALTER TABLE failures ADD COLUMN cause TEXT;
+ALTER TABLE failures ADD COLUMN permanent INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE failures ADD COLUMN response TEXT;
+ALTER TABLE failures ADD COLUMN seeds TEXT;
+CREATE INDEX IF NOT EXISTS failures_by_key ON failures (key);
+UPDATE meta SET value = '2' WHERE key = 'schema';
 """
 
 
@@ -118,20 +137,49 @@ class _Store:
 
     def conn(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-            for attempt in range(50):
+            try:
+                conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as e:
+                raise _cache_error(self.path, e) from e
+            try:
+                # Checked before anything is written, so a file that is not a cache is left as it was.
+                _check_cache_file(conn, self.path)
+                # One transaction creates the tables and the schema row, so another process never sees
+                # the tables without the row (which _check_cache_file would take for a foreign file).
+                create = f"BEGIN IMMEDIATE;\n{_SCHEMA}\nINSERT OR IGNORE INTO meta VALUES ('schema', '{CACHE_SCHEMA}');\nCOMMIT;"
+                for attempt in range(50):
+                    try:
+                        conn.execute("PRAGMA journal_mode=WAL")
+                        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process crashes
+                        conn.executescript(create)
+                        break
+                    except sqlite3.OperationalError as e:  # another process is creating the file right now
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        if not _is_busy(e) or attempt == 49:
+                            raise
+                        time.sleep(0.05)
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            except sqlite3.Error as e:
+                conn.close()
+                raise _cache_error(self.path, e) from e
+            except BaseException:
+                conn.close()
+                raise
+            if row is not None and str(row[0]) == "1":
                 try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process crashes
-                    conn.executescript(_SCHEMA)
-                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(CACHE_SCHEMA),))
-                    break
-                except sqlite3.OperationalError as e:  # another process is creating the file right now
-                    if "locked" not in str(e) and "busy" not in str(e) or attempt == 49:
-                        raise
-                    time.sleep(0.05)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if row is not None and int(row[0]) != CACHE_SCHEMA:
+                    conn.executescript(f"BEGIN IMMEDIATE;\n{_MIGRATE_1_TO_2}\nCOMMIT;")
+                except sqlite3.OperationalError as e:  # another process upgraded it first
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    if "duplicate column" not in str(e) and not _is_busy(e):
+                        conn.close()
+                        raise _cache_error(self.path, e) from e
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is not None and str(row[0]) != str(CACHE_SCHEMA):
+                conn.close()
+                if not str(row[0]).isdigit():
+                    raise _not_a_cache(self.path, f"its schema row is {row[0]!r}, not a version number")
                 raise ConfigError(
                     f"judge cache {self.path} has schema {row[0]}, this version reads {CACHE_SCHEMA}; "
                     "use a new cache file"
@@ -153,45 +201,88 @@ class _Store:
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
                 rows = conn.execute(
-                    "SELECT key, risk_sensitivity, emotional_empathy, personalization, response, raw FROM judgments "
-                    f"WHERE key IN ({','.join('?' * len(chunk))})",
+                    "SELECT key, risk_sensitivity, emotional_empathy, personalization, response, raw, notes "
+                    f"FROM judgments WHERE key IN ({','.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
-                for key, rs, ee, pe, response, raw in rows:
-                    out[key] = JudgeScore(rs, ee, pe, response=response, raw=raw)
+                for key, rs, ee, pe, response, raw, notes in rows:
+                    out[key] = JudgeScore(rs, ee, pe, response=response, raw=raw, notes=_notes(notes))
+        return out
+
+    def failed(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The latest recorded permanent failure of each of ``keys`` that has one."""
+        out: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            conn = self.conn()
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                rows = conn.execute(
+                    "SELECT key, reason, raw, cause, response, seeds FROM failures "
+                    f"WHERE permanent = 1 AND key IN ({','.join('?' * len(chunk))}) ORDER BY id",
+                    chunk,
+                ).fetchall()
+                for key, reason, raw, cause, response, seeds in rows:
+                    out[key] = {
+                        "reason": reason,
+                        "raw": tuple(json.loads(raw or "[]")),
+                        "cause": cause,
+                        "response": response or "",
+                        "seeds": tuple(json.loads(seeds or "[]")),
+                    }
         return out
 
     def put(self, rows: Sequence[tuple[Any, ...]], failures: Sequence[tuple[Any, ...]] = ()) -> None:
+        """Store judgments (the first one stored of a key wins) and failure records, in one transaction."""
         if not rows and not failures:
             return
         with self._lock:
             conn = self.conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT OR IGNORE INTO judgments VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-                conn.executemany(
-                    "INSERT INTO failures (key, judge, scenario_id, revealed, reason, raw, created) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    failures,
-                )
+                conn.executemany(f"INSERT OR IGNORE INTO judgments ({_JUDGMENT_COLUMNS}) VALUES ({_marks(12)})", rows)
+                conn.executemany(f"INSERT INTO failures ({_FAILURE_COLUMNS}) VALUES ({_marks(11)})", failures)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
 
+_JUDGMENT_COLUMNS = (
+    "key, judge, scenario_id, scenario_fp, revealed, risk_sensitivity, emotional_empathy, personalization, "
+    "response, raw, created, notes"
+)
+_FAILURE_COLUMNS = "key, judge, scenario_id, revealed, reason, raw, created, cause, permanent, response, seeds"
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _notes(text: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(text)) if text else ()
+
+
 class CachedJudge(JudgeBase):
-    """Any judge, with its judgments kept in a SQLite file.
+    """Any judge, with its judgments and its permanent failures kept in a SQLite file.
+
+    Every judgment is committed as soon as the wrapped judge hands it over (an ``LLMJudge`` does so item
+    by item), so a killed run loses only what was in flight. An item that failed for good (an empty
+    answer, a judgment that stayed unreadable, a request the server refused) is recorded with its
+    cause and raw replies; a later call serves that record as the item's failure without asking again,
+    unless ``retry_failed``. Failures on the server's side (timeouts, 5xx after the backend's retries)
+    are not recorded as permanent: the call stops with ``BackendError`` once everything before it is
+    stored, and a later call asks for those items again.
 
     Args:
         judge: The judge to cache (an ``LLMJudge``, or any ``Judge``).
         path: The SQLite file (created if missing); share it between runs and processes.
-        chunk_size: Judgments sent to ``judge`` per ``score_many`` call and committed together. Larger
-            chunks batch better; a crash loses at most the chunk in flight.
+        chunk_size: Judgments sent to ``judge`` per ``score_many`` call. Larger chunks batch better.
+        retry_failed: Ask again for items whose permanent failure is recorded (``--retry-failed``).
 
     Attributes:
         hits: Judgments served from the file.
         misses: Judgments computed by ``judge`` (successful or not).
+        failed_hits: Recorded failures served from the file.
 
     Example:
         >>> import tempfile, os
@@ -203,7 +294,7 @@ class CachedJudge(JudgeBase):
         (True, 1)
     """
 
-    def __init__(self, judge: Judge, path: str | Path, *, chunk_size: int = 32) -> None:
+    def __init__(self, judge: Judge, path: str | Path, *, chunk_size: int = 32, retry_failed: bool = False) -> None:
         if not (hasattr(judge, "score_many") and hasattr(judge, "name")):
             raise ConfigError(f"CachedJudge: {judge!r} does not implement the Judge protocol (name, score_many)")
         if chunk_size < 1:
@@ -211,13 +302,16 @@ class CachedJudge(JudgeBase):
         self.judge = judge
         self.path = Path(path)
         self.chunk_size = int(chunk_size)
+        self.retry_failed = bool(retry_failed)
         self.name = judge.name
         self.hits = 0
         self.misses = 0
+        self.failed_hits = 0
         self._store = _Store(self.path)
         # Fingerprints memoized per scenario object (held, so its id() cannot be reused): an edited
         # scenario under the same id is a different object and gets its own fingerprint.
         self._fps: dict[int, tuple[Scenario, str]] = {}
+        self._streams = "on_result" in _parameters(judge.score_many)
         self._store.conn()  # fail now on an unusable path
 
     def __repr__(self) -> str:
@@ -247,115 +341,186 @@ class CachedJudge(JudgeBase):
         return judgment_key(self.name, scenario.id, self._fingerprint(scenario), attribute_mask(revealed))
 
     def score_many(self, scenarios: Sequence[Scenario], revealed: Sequence[frozenset[str]]) -> list[JudgeScore]:
-        """Scores from the file where stored; the rest judged chunk by chunk and committed as they come.
+        """Scores from the file where stored; the rest judged chunk by chunk, each stored as it comes.
 
         Raises:
-            JudgeBatchError: when the wrapped judge failed on some items: everything else is stored
-                and in ``.results``; the failures are in ``.failures`` and in the file's ``failures`` table.
-            BackendError: from the wrapped judge; the chunks completed before it are kept.
+            JudgeBatchError: when some items failed for good (now or in an earlier call, unless
+                ``retry_failed``): everything else is stored and in ``.results``; the failures are in
+                ``.failures`` and in the file's ``failures`` table.
+            BackendError: when some requests failed on the server's side after the backend's retries;
+                everything judged before is stored, and a later call asks only for the rest.
         """
+        from penguin_gym.judges.llm import JudgeFailure
+
         if len(scenarios) != len(revealed):
             raise ConfigError(f"CachedJudge: {len(scenarios)} scenarios but {len(revealed)} revealed sets")
         revealed = [frozenset(r) for r in revealed]
         masks = [attribute_mask(r) for r in revealed]
         keys = [judgment_key(self.name, s.id, self._fingerprint(s), m) for s, m in zip(scenarios, masks, strict=True)]
         found = self._store.get(keys)
+        missing = [k for k in dict.fromkeys(keys) if k not in found]
+        recorded = {} if self.retry_failed or not missing else self._store.failed(missing)
         todo: dict[str, int] = {}  # key -> first index needing it
         for i, k in enumerate(keys):
-            if k not in found and k not in todo:
+            if k not in found and k not in recorded and k not in todo:
                 todo[k] = i
-        self.hits += len(keys) - sum(1 for k in keys if k not in found)
-        if not todo:  # everything stored: the common case of a warm cache
+        self.hits += sum(1 for k in keys if k in found)
+        self.failed_hits += sum(1 for k in keys if k in recorded)
+        if not todo and not recorded:  # everything stored: the common case of a warm cache
             return [found[k] for k in keys]
-        failures: list[object] = []
-        failed_keys: set[str] = set()
-        pending = list(todo.items())
+        failed: dict[str, JudgeFailure] = {}
+        transient: list[JudgeFailure] = []
+        pending = list(todo.values())
         for start in range(0, len(pending), self.chunk_size):
-            chunk = [i for _, i in pending[start : start + self.chunk_size]]
+            chunk = pending[start : start + self.chunk_size]
             self.misses += len(chunk)
+            stored: set[int] = set()
+
+            def store(
+                j: int, item: JudgeScore | JudgeFailure, chunk: list[int] = chunk, stored: set[int] = stored
+            ) -> None:
+                i = chunk[j]
+                stored.add(j)
+                if isinstance(item, JudgeScore):
+                    self._store.put([self._row(keys[i], scenarios[i], masks[i], item)])
+                elif getattr(item, "permanent", True):
+                    self._store.put([], [self._failure_row(keys[i], scenarios[i], masks[i], item)])
+                    failed[keys[i]] = _reindex(item, i)
+                else:
+                    transient.append(_reindex(item, i))
+
+            items = ([scenarios[i] for i in chunk], [revealed[i] for i in chunk])
             try:
-                scored: list[JudgeScore | None] = list(
-                    self.judge.score_many([scenarios[i] for i in chunk], [revealed[i] for i in chunk])
-                )
-                chunk_failures: list[object] = []
+                if self._streams:
+                    scored = list(self.judge.score_many(*items, on_result=store))  # type: ignore[call-arg]
+                else:
+                    scored = list(self.judge.score_many(*items))
+                results: list[JudgeScore | None] = list(scored)
+                chunk_failures: list[Any] = []
             except JudgeBatchError as e:
-                scored = [r if isinstance(r, JudgeScore) else None for r in e.results]
+                results = [r if isinstance(r, JudgeScore) else None for r in e.results]
                 chunk_failures = list(e.failures)
-            if len(scored) != len(chunk):
-                raise ConfigError(f"CachedJudge: {self.judge!r} returned {len(scored)} scores for {len(chunk)} items")
-            now = time.time()
-            rows = []
-            for i, sc in zip(chunk, scored, strict=True):
-                if sc is not None:
-                    rows.append(
-                        (
-                            keys[i],
-                            self.name,
-                            scenarios[i].id,
-                            self._fingerprint(scenarios[i]),
-                            masks[i],
-                            float(sc.risk_sensitivity),
-                            float(sc.emotional_empathy),
-                            float(sc.personalization),
-                            sc.response,
-                            sc.raw,
-                            now,
-                        )
-                    )
-            fail_rows = []
+            if len(results) != len(chunk):
+                raise ConfigError(f"CachedJudge: {self.judge!r} returned {len(results)} scores for {len(chunk)} items")
+            # What the judge did not hand over one by one (a judge outside this package) is stored now.
             for f in chunk_failures:
-                index = getattr(f, "index", None)
-                if not isinstance(index, int) or not 0 <= index < len(chunk):
+                j = getattr(f, "index", None)
+                if isinstance(j, int) and 0 <= j < len(chunk) and j not in stored:
+                    store(
+                        j,
+                        f
+                        if isinstance(f, JudgeFailure)
+                        else _as_failure(f, j, scenarios[chunk[j]], revealed[chunk[j]]),
+                    )
+            for j, sc in enumerate(results):
+                if j in stored:
                     continue
-                i = chunk[index]
-                failed_keys.add(keys[i])
-                raw = getattr(f, "raw", ())
-                fail_rows.append(
-                    (
-                        keys[i],
-                        self.name,
-                        scenarios[i].id,
-                        masks[i],
-                        str(getattr(f, "reason", f)),
-                        json.dumps(list(raw), ensure_ascii=False),
-                        now,
+                if sc is not None:
+                    store(j, sc)
+                else:  # scored None without a failure record
+                    i = chunk[j]
+                    store(j, _as_failure("no score and no failure record", j, scenarios[i], revealed[i]))
+            if transient:
+                n_saved = len(self)
+                first = transient[0]
+                raise BackendError(
+                    f"{len(transient)} requests failed on the server's side ({first.cause}: {first.reason}); "
+                    f"every judgment made so far is stored in {self.path} ({n_saved} of this judge); run again to "
+                    "resume (only the missing ones are asked for)"
+                )
+        # Read back: when another process stored a key first, its judgment is the one everybody uses.
+        final = self._store.get([k for k in dict.fromkeys(keys) if k not in failed and k not in recorded])
+        out: list[JudgeScore | None] = [final.get(k) for k in keys]
+        failures: list[JudgeFailure] = []
+        for i, k in enumerate(keys):
+            if k in failed:
+                failures.append(_reindex(failed[k], i))
+            elif k in recorded:
+                r = recorded[k]
+                failures.append(
+                    JudgeFailure(
+                        index=i,
+                        scenario_id=scenarios[i].id,
+                        revealed=tuple(a for a in ATTRIBUTES if a in revealed[i]),
+                        reason=str(r["reason"]),
+                        response=str(r["response"]),
+                        raw=r["raw"],
+                        cause=str(r["cause"] or "unparseable"),
+                        permanent=True,
+                        seeds=r["seeds"],
                     )
                 )
-                failures.append(_reindex(f, i))
-            self._store.put(rows, fail_rows)
-            # Items scored None without a failure record (a judge outside this package) also fail.
-            for i, sc in zip(chunk, scored, strict=True):
-                if sc is None and keys[i] not in failed_keys:
-                    failed_keys.add(keys[i])
-        # Read back: when another process stored a key first, its judgment is the one everybody uses.
-        final = self._store.get([k for k in dict.fromkeys(keys) if k not in failed_keys])
-        results: list[JudgeScore | None] = [final.get(k) for k in keys]
-        if failed_keys:
-            n_failed = sum(1 for k in keys if k in failed_keys)
+        if failures:
+            first = failures[0]
             raise JudgeBatchError(
-                f"{n_failed} of {len(keys)} judgments failed (not cached; a later call retries them); "
-                f"first: {failures[0] if failures else 'no failure record'}",
-                results=list(results),
-                failures=failures,
+                f"{len(failures)} of {len(keys)} judgments failed ({_count(failures)}; recorded in {self.path}, "
+                f"asked again only with retry_failed / --retry-failed); first: scenario {first.scenario_id!r}: "
+                f"{first.cause}: {first.reason}",
+                results=list(out),
+                failures=list(failures),
             )
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            raise ConfigError(f"CachedJudge: {len(missing)} judgments vanished from {self.path} while in use")
-        return [r for r in results if r is not None]
+        lost = [i for i, r in enumerate(out) if r is None]
+        if lost:
+            raise ConfigError(f"CachedJudge: {len(lost)} judgments vanished from {self.path} while in use")
+        return [r for r in out if r is not None]
+
+    def _row(self, key: str, scenario: Scenario, mask: int, sc: JudgeScore) -> tuple[Any, ...]:
+        return (
+            key,
+            self.name,
+            scenario.id,
+            self._fingerprint(scenario),
+            mask,
+            float(sc.risk_sensitivity),
+            float(sc.emotional_empathy),
+            float(sc.personalization),
+            sc.response,
+            sc.raw,
+            time.time(),
+            json.dumps(list(sc.notes), ensure_ascii=False) if sc.notes else None,
+        )
+
+    def _failure_row(self, key: str, scenario: Scenario, mask: int, f: Any) -> tuple[Any, ...]:
+        return (
+            key,
+            self.name,
+            scenario.id,
+            mask,
+            str(getattr(f, "reason", f)),
+            json.dumps(list(getattr(f, "raw", ())), ensure_ascii=False),
+            time.time(),
+            str(getattr(f, "cause", "unparseable")),
+            1,
+            str(getattr(f, "response", "") or ""),
+            json.dumps(list(getattr(f, "seeds", ()))),
+        )
 
     def failures(self) -> list[dict[str, Any]]:
-        """The recorded failures of this judge (newest last): key, scenario id, mask, reason, raw replies."""
+        """The recorded failures of this judge (oldest first): key, scenario id, mask, reason, cause,
+        raw replies, seeds."""
         rows = (
             self._store.conn()
             .execute(
-                "SELECT key, scenario_id, revealed, reason, raw, created FROM failures WHERE judge = ? ORDER BY id",
+                "SELECT key, scenario_id, revealed, reason, raw, created, cause, permanent, response, seeds "
+                "FROM failures WHERE judge = ? ORDER BY id",
                 (self.name,),
             )
             .fetchall()
         )
         return [
-            {"key": k, "scenario_id": sid, "mask": m, "reason": r, "raw": json.loads(raw or "[]"), "created": c}
-            for k, sid, m, r, raw, c in rows
+            {
+                "key": k,
+                "scenario_id": sid,
+                "mask": m,
+                "reason": r,
+                "raw": json.loads(raw or "[]"),
+                "created": c,
+                "cause": cause or "unparseable",
+                "permanent": bool(perm),
+                "response": response or "",
+                "seeds": json.loads(seeds or "[]"),
+            }
+            for k, sid, m, r, raw, c, cause, perm, response, seeds in rows
         ]
 
     def __len__(self) -> int:
@@ -367,7 +532,39 @@ class CachedJudge(JudgeBase):
         return list(read_judgments(self.path, self.name))
 
 
-def _reindex(failure: object, index: int) -> object:
+def _parameters(fn: Any) -> frozenset[str]:
+    import inspect
+
+    try:
+        return frozenset(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
+def _as_failure(what: object, index: int, scenario: Scenario, revealed: frozenset[str]) -> Any:
+    """A ``JudgeFailure`` for a failure record of a judge outside this package (or a bare reason)."""
+    from penguin_gym.judges.llm import JudgeFailure
+
+    return JudgeFailure(
+        index=index,
+        scenario_id=scenario.id,
+        revealed=tuple(a for a in ATTRIBUTES if a in revealed),
+        reason=str(getattr(what, "reason", what)),
+        response=str(getattr(what, "response", "") or ""),
+        raw=tuple(getattr(what, "raw", ()) or ()),
+        cause=str(getattr(what, "cause", "unparseable")),
+        permanent=bool(getattr(what, "permanent", True)),
+    )
+
+
+def _count(failures: Sequence[Any]) -> str:
+    counts: dict[str, int] = {}
+    for f in failures:
+        counts[f.cause] = counts.get(f.cause, 0) + 1
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+
+
+def _reindex(failure: Any, index: int) -> Any:
     """The failure record with ``index`` pointing into the caller's batch instead of the chunk."""
     if hasattr(failure, "__dataclass_fields__") and hasattr(failure, "index"):
         import dataclasses
@@ -376,13 +573,70 @@ def _reindex(failure: object, index: int) -> object:
     return failure
 
 
+def _not_a_cache(path: str | Path, what: object) -> DataFormatError:
+    return DataFormatError(f"{path}: not a penguin-gym judge cache ({what}); move it away or pass another --cache")
+
+
+def _is_busy(e: sqlite3.Error) -> bool:
+    return "locked" in str(e) or "busy" in str(e)
+
+
+def _cache_error(path: str | Path, e: sqlite3.Error) -> PenguinError:
+    """The penguin-gym error of an sqlite3 error on a judge cache file: another process holding it too
+    long, a path SQLite cannot open, or (any other) a file that is not a cache."""
+    if _is_busy(e):
+        return JudgeError(f"judge cache {path} stayed locked by another process ({e}); try again when it is done")
+    if "unable to open" in str(e):
+        return ConfigError(f"cannot open the judge cache {path} ({e}); pass another --cache")
+    return _not_a_cache(path, e)
+
+
+def _check_cache_file(conn: sqlite3.Connection, path: str | Path) -> set[str]:
+    """The tables of a judge cache file (none when it is new or empty).
+
+    Raises:
+        DataFormatError: when the file is an SQLite database of something else: tables but no
+            ``judgments``, or a ``meta`` table without the ``schema`` row.
+        sqlite3.DatabaseError: when it is not an SQLite database at all or is truncated (``file is not a
+            database``, ``database disk image is malformed``); callers turn it into ``_cache_error``.
+    """
+    tables = {str(name) for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "judgments" not in tables:
+        raise _not_a_cache(path, f"an SQLite database with tables {sorted(tables)[:8]} and no 'judgments' table")
+    if "meta" in tables:
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.OperationalError as e:  # a meta table of other columns
+            if _is_busy(e):
+                raise
+            raise _not_a_cache(path, f"its meta table is not ours: {e}") from e
+        if row is None:
+            raise _not_a_cache(path, "its meta table has no 'schema' row")
+    return tables
+
+
 def judge_names(path: str | Path) -> dict[str, int]:
-    """The judges stored in a cache file, with their judgment counts."""
+    """The judges stored in a cache file, with their judgment counts.
+
+    Raises:
+        ConfigError: when there is no file at ``path``.
+        DataFormatError: when the file is not a judge cache (not SQLite, truncated, another database).
+    """
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"no judge cache at {p}")
-    with sqlite3.connect(p, timeout=60.0) as conn:
+    try:
+        conn = sqlite3.connect(p, timeout=60.0)
+    except sqlite3.Error as e:
+        raise _cache_error(p, e) from e
+    try:
+        if "judgments" not in _check_cache_file(conn, p):
+            return {}
         rows = conn.execute("SELECT judge, COUNT(*) FROM judgments GROUP BY judge").fetchall()
+    except sqlite3.Error as e:
+        raise _cache_error(p, e) from e
+    finally:
+        conn.close()
     return {str(j): int(n) for j, n in rows}
 
 
@@ -395,6 +649,7 @@ def read_judgments(path: str | Path, judge_name: str | None = None) -> Iterator[
 
     Raises:
         ConfigError: when the file is missing, or holds several judges and none is named.
+        DataFormatError: when the file is not a judge cache (not SQLite, truncated, another database).
     """
     names = judge_names(path)
     if judge_name is None:
@@ -405,7 +660,10 @@ def read_judgments(path: str | Path, judge_name: str | None = None) -> Iterator[
         judge_name = next(iter(names))
     elif judge_name not in names:
         raise ConfigError(f"judge cache {path} has no judgments of {judge_name!r}; it holds {sorted(names)}")
-    conn = sqlite3.connect(Path(path), timeout=60.0)
+    try:
+        conn = sqlite3.connect(Path(path), timeout=60.0)
+    except sqlite3.Error as e:
+        raise _cache_error(path, e) from e
     try:
         cur = conn.execute(
             "SELECT judge, scenario_id, scenario_fp, revealed, risk_sensitivity, emotional_empathy, personalization, "
@@ -414,5 +672,7 @@ def read_judgments(path: str | Path, judge_name: str | None = None) -> Iterator[
         )
         for judge, sid, fp, mask, rs, ee, pe, response, raw in cur:
             yield CachedJudgment(judge, sid, fp, int(mask), JudgeScore(rs, ee, pe, response=response, raw=raw))
+    except sqlite3.Error as e:  # a page damaged past the header, found while reading
+        raise _cache_error(path, e) from e
     finally:
         conn.close()

@@ -230,11 +230,19 @@ class ScoreTable(JudgeBase):
                         except JudgeBatchError as e:
                             results = [r if isinstance(r, JudgeScore) else None for r in e.results]
                             first_error = first_error or str(e)
+                            transient = [f for f in e.failures if not getattr(f, "permanent", True)]
+                        else:
+                            transient = []
                         for r, p, sc in zip(rows.tolist(), pos.tolist(), results, strict=True):
                             if sc is None:
                                 n_failed += 1
                             else:
                                 table.values[r, p] = (sc.risk_sensitivity, sc.emotional_empathy, sc.personalization)
+                        if transient:  # the server failed, not the items: stop, keep what is judged
+                            raise BackendError(
+                                f"{len(transient)} requests failed on the server's side; first: "
+                                f"{getattr(transient[0], 'reason', transient[0])}"
+                            )
                     checkpoint(int(rows.size))
         except (BackendError, KeyboardInterrupt):
             if path is not None:
@@ -311,29 +319,64 @@ class ScoreTable(JudgeBase):
         """Read a table written by ``save``.
 
         Raises:
-            ConfigError: when the file is missing or is not a score table.
+            ConfigError: when the file is missing or is not a readable score table (not a ``.npz``,
+                truncated, an array missing, another format tag); the message names the file and the fix.
         """
+        import zipfile
+        import zlib
+
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"no score table at {p}; build one with `penguin-gym build-table --out {p}`")
+        needed = ("judge", "ids", "fingerprints", "severity", "domain", "risk_cue", "masks", "scores")  # as save writes
+        fix = f"move it away and build it again (`penguin-gym build-table --out {p}`), or pass another table"
+
+        def unreadable(what: str) -> ConfigError:
+            return ConfigError(f"{p}: cannot read the score table: {' '.join(what.split())}; {fix}")
+
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(4)
+        except OSError as e:
+            raise unreadable(e.strerror or str(e)) from e
+        if not head.startswith(b"PK"):
+            raise unreadable(
+                "the file is empty"
+                if not head
+                else f"not a .npz archive (it starts with {head!r}; ScoreTable.save writes a zip file)"
+            )
         try:
             with np.load(p, allow_pickle=False) as data:
-                fmt = str(data["format"]) if "format" in data.files else None
+                files = set(data.files)
+                fmt = str(data["format"]) if "format" in files else None
                 if fmt != TABLE_FORMAT:
-                    raise ConfigError(f"{p} is not a score table (format {fmt!r}, expected {TABLE_FORMAT!r})")
-                n = len(data["ids"])
-                return cls(
-                    judge_name=str(data["judge"]),
-                    ids=data["ids"].tolist(),
-                    fingerprints=data["fingerprints"].tolist() if n else [],
-                    severity=data["severity"],
-                    domain=data["domain"],
-                    risk_cue=data["risk_cue"],
-                    masks=data["masks"].astype(np.int64),
-                    values=data["scores"],
-                )
+                    raise ConfigError(
+                        f"{p} is not a score table (format tag {fmt!r}, expected {TABLE_FORMAT!r}); {fix}"
+                    )
+                missing = [k for k in needed if k not in files]
+                if missing:
+                    raise unreadable(f"array(s) {missing} missing (it holds {sorted(files)})")
+                arrays = {k: data[k] for k in needed}
+        except ConfigError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+            raise unreadable(f"the zip archive is truncated or damaged ({e})") from e
         except (OSError, ValueError, KeyError) as e:
-            raise ConfigError(f"{p}: cannot read the score table: {e}") from e
+            raise unreadable(f"{type(e).__name__}: {e}") from e
+        try:
+            n = len(arrays["ids"])
+            return cls(
+                judge_name=str(arrays["judge"]),
+                ids=arrays["ids"].tolist(),
+                fingerprints=arrays["fingerprints"].tolist() if n else [],
+                severity=arrays["severity"],
+                domain=arrays["domain"],
+                risk_cue=arrays["risk_cue"],
+                masks=arrays["masks"].astype(np.int64),
+                values=arrays["scores"],
+            )
+        except (ConfigError, ValueError, TypeError) as e:  # arrays of the wrong shape or type
+            raise unreadable(f"inconsistent arrays ({e})") from e
 
     # ----------------------------------------------------------------------------------------------
     # as a judge
@@ -598,12 +641,12 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress,
             chunk_size=args.chunk_size,
         )
-    except JudgeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except PenguinError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except ConfigError as e:  # a usage error: the command line names something unusable
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2
+    except PenguinError as e:  # the run failed (a judge, a backend, a data file)
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
+        return 1
     dt = time.perf_counter() - t0
     safety = np.nanmean(table.values, axis=2)
     print(
