@@ -35,9 +35,12 @@ from experiments.common import (
     Tracker,
     arg,
     build_judge,
+    check_unscored,
     config_dict,
+    count_unscored,
     grouped_bars,
     heatmap,
+    judge_calls,
     load_domains,
     mean_ci95,
     parse_args,
@@ -45,6 +48,7 @@ from experiments.common import (
     print_results_line,
     print_table,
     progress,
+    score_items,
 )
 from penguin_gym.data import ATTRIBUTE_GROUPS, ATTRIBUTES
 from penguin_gym.error import ConfigError
@@ -63,6 +67,8 @@ PAPER: dict[str, Any] = {
     "static_top3": ["Emotional State", "Mental Health Status", "Past Self-Harm History"],
 }
 FULL_MASK = (1 << len(ATTRIBUTES)) - 1
+#: The judged settings of a scenario, in order: the query alone, each attribute alone, the full profile.
+_LABELS = ("baseline", *ATTRIBUTES, "full")
 SHORT = {
     "Age": "Age",
     "Gender": "Gender",
@@ -85,14 +91,13 @@ class Args(DataArgs, JudgeArgs, RunArgs):
 
     def __post_init__(self) -> None:
         self.validate_data()
+        self.validate_judge()
         if self.chunk < 1:
             raise ConfigError(f"--chunk = {self.chunk} must be >= 1")
 
 
 def run(args: Args) -> dict[str, Any]:
     """Run the experiment; returns the summary (also written to ``summary.json``)."""
-    from penguin_gym.judges import bind
-
     clock = Stopwatch()
     domains = load_domains(args)
     judge = build_judge(args)
@@ -104,6 +109,7 @@ def run(args: Args) -> dict[str, Any]:
         runs_dir=args.runs_dir,
         fresh=args.fresh,
         extra={"judge": judge.name},
+        row_fields=("domain", "scenario_id", "baseline", "single", "single_dims", "baseline_dims", "full"),
     )
     tracker = Tracker(args, EXPERIMENT, results, config_dict(args))
     units = [
@@ -111,17 +117,42 @@ def run(args: Args) -> dict[str, Any]:
         for d, scen in domains.items()
         for i in range(0, len(scen), args.chunk)
     ]
+    if args.retry_failed:  # units with unscored items are computed again (their scored items come from the cache)
+        results.redo_units(
+            u[0] for u in units if results.is_done(u[0]) and any(r.get("unscored") for r in results.unit_rows(u[0]))
+        )
     todo = [u for u in units if not results.is_done(u[0])]
     # Per scenario: the baseline, each single attribute, the full profile.
     masks = np.array([0] + [1 << i for i in range(len(ATTRIBUTES))] + [FULL_MASK], dtype=np.int64)
+    planned = len(masks) * sum(len(u[2]) for u in units)
     with progress(sum(len(u[2]) for u in todo), "attributes: scenarios judged", enabled=args.progress) as advance:
         for key, d, chunk in todo:
-            bound = bind(judge, chunk)
             n = len(chunk)
-            scores = bound.scores(np.repeat(np.arange(n), len(masks)), np.tile(masks, n)).reshape(n, len(masks), 3)
-            results.append_unit(
-                key,
-                [
+            flat, unscored = score_items(judge, chunk, np.repeat(np.arange(n), len(masks)), np.tile(masks, n))
+            scores = flat.reshape(n, len(masks), 3)
+            rows = []
+            for j, s in enumerate(chunk):
+                missing = {
+                    _LABELS[k]: unscored[j * len(masks) + k]
+                    for k in range(len(masks))
+                    if j * len(masks) + k in unscored
+                }
+                if missing:  # the scenario is left out of the means; its scored items stay in the cache
+                    rows.append(
+                        {
+                            "domain": d,
+                            "scenario_id": s.id,
+                            "scenario_type": s.scenario_type,
+                            "baseline": None,
+                            "single": None,
+                            "single_dims": None,
+                            "baseline_dims": None,
+                            "full": None,
+                            "unscored": missing,
+                        }
+                    )
+                    continue
+                rows.append(
                     {
                         "domain": d,
                         "scenario_id": s.id,
@@ -132,17 +163,24 @@ def run(args: Args) -> dict[str, Any]:
                         "baseline_dims": scores[j, 0].round(6).tolist(),
                         "full": round(float(scores[j, -1].mean()), 6),
                     }
-                    for j, s in enumerate(chunk)
-                ],
-            )
+                )
+            results.append_unit(key, rows)
             advance(n)
-    rows = results.rows([u[0] for u in units])
+            done = [row for u in units if results.is_done(u[0]) for row in results.unit_rows(u[0])]
+            check_unscored(count_unscored(done, len(masks), planned=planned), args.max_unscored, results)
+    all_rows = results.rows([u[0] for u in units])
+    counts = count_unscored(all_rows, len(masks))
+    rows = [r for r in all_rows if not r.get("unscored")]
     summary = summarize(rows, list(domains))
+    summary["unscored"] = counts
     summary["judge"] = judge.name
     summary["config_hash"] = results.hash
     summary["run"] = {"wall_s": round(clock.seconds, 2), "units": len(units), "resumed_units": len(units) - len(todo)}
+    if (calls := judge_calls(judge)) is not None:
+        summary["run"]["judgments"] = calls
     results.write_json("summary.json", summary)
     _write_outputs(args, results, tracker, summary, list(domains))
+    check_unscored(counts, args.max_unscored, results)
     return summary
 
 

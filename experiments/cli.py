@@ -175,16 +175,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
         entry = module.main
-    from penguin_gym.error import PenguinError
+    from penguin_gym.error import ConfigError, PenguinError
 
     kwargs = {"prog": prog} if "prog" in inspect.signature(entry).parameters else {}
     try:
         status = entry(rest, **kwargs)
     except SystemExit as e:  # argparse --help / usage errors inside the command
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except PenguinError as e:
+    except ConfigError as e:  # the command line asks for something unusable: a usage error
         print(f"{prog}: error: {e}", file=sys.stderr)
         return USAGE_ERROR
+    except PenguinError as e:  # the run itself failed (a damaged file, a judge, a backend, a locked folder)
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; run the same command again to resume where it stopped", file=sys.stderr)
         return 130

@@ -27,10 +27,12 @@ import csv
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import re
 import sys
+import threading
 import time
 import types
 import typing
@@ -42,7 +44,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from penguin_gym.error import ConfigError, DataFormatError, DependencyNotInstalled
+from penguin_gym.error import ConfigError, DataFormatError, DependencyNotInstalled, ResultsLockedError
 
 #: Bump when the meaning of a results row changes: old folders then no longer match a new run.
 RESULTS_FORMAT = 1
@@ -136,10 +138,60 @@ class JudgeArgs:
     )
     backend_option: tuple[str, ...] = arg(
         (),
-        "llm: backend constructor options KEY=VALUE (concurrency=16 timeout=60 api_key_env=MY_KEY device=cuda)",
+        "llm: backend constructor options KEY=VALUE (concurrency=16 timeout=60 api_key_env=MY_KEY device=cuda "
+        "extra_body='{\"top_p\": 0.9}')",
         group="judge",
         metavar="KEY=VALUE",
     )
+    temperature: float = arg(0.7, "llm: the responder's sampling temperature (the paper: 0.7)", group="judge")
+    max_tokens: int = arg(512, "llm: the responder's reply length limit in tokens", group="judge")
+    judge_temperature: float | None = arg(
+        None, "llm: the judge's sampling temperature (default: --temperature, as in the paper)", group="judge"
+    )
+    judge_max_tokens: int = arg(768, "llm: the judge's reply length limit in tokens", group="judge")
+    judge_retries: int = arg(
+        2,
+        "llm: how many more times an empty answer or an unreadable judgment is asked for (another seed each time)",
+        group="judge",
+    )
+    judge_seed: int | None = arg(
+        None, "llm: the sampling seed of first requests (default: the server's own)", group="judge"
+    )
+    structured: str = arg(
+        "off",
+        "llm: constrained judge output: off (free text, parsed strictly), json_schema (OpenAI, vLLM, SGLang, "
+        "llama-server), json_object (llama-cpp-python's server), grammar (llama.cpp grammars)",
+        group="judge",
+        choices=("off", "json_schema", "json_object", "grammar"),
+    )
+    strict_total: bool = arg(
+        False, "llm: a comprehensive score that is not the sum of the three makes a judgment unreadable", group="judge"
+    )
+    max_unscored: float = arg(
+        0.05,
+        "llm: stop with an error when more than this fraction of the judged items stays unscored",
+        hashed=False,
+        group="judge",
+    )
+    retry_failed: bool = arg(
+        False,
+        "llm: ask again for items whose failure the cache recorded (else a rerun serves the recorded failure)",
+        hashed=False,
+        group="judge",
+    )
+
+    def validate_judge(self) -> None:
+        """Check the judge options (called by each experiment's ``__post_init__``)."""
+        if not 0.0 <= self.max_unscored <= 1.0:
+            raise ConfigError(f"--max-unscored = {self.max_unscored} must be a fraction in [0, 1]")
+        if self.judge_retries < 0:
+            raise ConfigError(f"--judge-retries = {self.judge_retries} must be >= 0")
+        for label, t in (("--temperature", self.temperature), ("--judge-temperature", self.judge_temperature)):
+            if t is not None and not t >= 0:
+                raise ConfigError(f"{label} = {t} must be >= 0")
+        for label, m in (("--max-tokens", self.max_tokens), ("--judge-max-tokens", self.judge_max_tokens)):
+            if m < 1:
+                raise ConfigError(f"{label} = {m} must be >= 1")
 
     def backend_kwargs(self) -> dict[str, Any]:
         """``--backend-option`` as keyword arguments (values parsed as JSON when they are JSON)."""
@@ -275,8 +327,28 @@ def config_dict(args: Any, *, hashed_only: bool = False) -> dict[str, Any]:
         if hashed_only and not f.metadata.get("hashed", True):
             continue
         v = getattr(args, f.name)
-        out[f.name] = list(v) if isinstance(v, tuple) else v
+        out[f.name] = _redacted(list(v) if isinstance(v, tuple) else v)
     return out
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with credentials in URLs replaced by ``***`` (in strings, lists and dicts)."""
+    from penguin_gym.judges.backends import redact_credentials
+
+    if isinstance(value, str):
+        return redact_credentials(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
+
+
+def spec_label(spec: str) -> str:
+    """A backend spec as it may be shown and written: credentials in its URL redacted."""
+    from penguin_gym.judges.backends import redact_credentials
+
+    return redact_credentials(spec)
 
 
 def config_hash(experiment: str, config: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> str:
@@ -305,6 +377,101 @@ def derive_seed(*parts: object) -> int:
 
 # -- results folder ----------------------------------------------------------------------------------
 _UNIT_DONE = "__unit_done__"
+#: The fix of every damaged results folder.
+_FRESH_FIX = "rerun with --fresh or choose another --out"
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class _FolderLock:
+    """This process's hold on one results folder's ``.lock``, shared by its ``ResultsDir`` objects."""
+
+    fd: int
+    pid: int
+    users: int
+
+
+#: The results folders this process holds locked, by real path (see ``ResultsDir``, Locking).
+_HELD_LOCKS: dict[str, _FolderLock] = {}
+_HELD_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_folder(folder: Path) -> str | None:
+    """Take ``folder``'s exclusive lock for this process, or join this process's hold on it.
+
+    Returns:
+        The key to pass to ``_unlock_folder``, or ``None`` where file locking is not available.
+
+    Raises:
+        ResultsLockedError: when another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        _log.warning(
+            "%s: no file locking on this platform (no fcntl); make sure no other run writes this folder meanwhile",
+            folder,
+        )
+        return None
+    key = os.path.realpath(folder)
+    with _HELD_LOCKS_GUARD:
+        held = _HELD_LOCKS.get(key)
+        if held is not None:
+            if held.pid == os.getpid():
+                held.users += 1
+                return key
+            # Inherited through a fork: the hold is the parent's; this process needs a lock of its own.
+            del _HELD_LOCKS[key]
+            os.close(held.fd)
+        lock_path = folder / ".lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ConfigError(f"cannot create {lock_path} ({e.strerror}); choose another --out") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise ResultsLockedError(
+                f"{folder} is being written by another run (pid {holder if holder.isdigit() else 'unknown'}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        except OSError as e:  # a file system without flock (some network mounts)
+            os.close(fd)
+            _log.warning("%s: cannot lock %s (%s); make sure no other run writes it meanwhile", folder, lock_path, e)
+            return None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _HELD_LOCKS[key] = _FolderLock(fd=fd, pid=os.getpid(), users=1)
+        return key
+
+
+def _unlock_folder(key: str) -> None:
+    """Drop one hold taken by ``_lock_folder``; the last one of this process releases the lock."""
+    import fcntl
+
+    with _HELD_LOCKS_GUARD:
+        held = _HELD_LOCKS.get(key)
+        if held is None or held.pid != os.getpid():
+            return
+        held.users -= 1
+        if held.users > 0:
+            return
+        del _HELD_LOCKS[key]
+        try:
+            os.ftruncate(held.fd, 0)  # the file names the pid of the run writing now, none when empty
+            fcntl.flock(held.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(held.fd)
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ResultsDir:
@@ -312,7 +479,21 @@ class ResultsDir:
 
     Layout: ``config.json`` (the arguments and their hash), ``rows.jsonl`` (one JSON object per line;
     after each unit's rows a marker line ``{"__unit_done__": <unit>, "rows": n}``), ``summary.json``,
-    ``*.csv``, ``*.png`` and, with tracking, ``wandb/``.
+    ``*.csv``, ``*.png``, ``.lock`` and, with tracking, ``wandb/``.
+
+    Reading is strict: a damaged ``config.json`` or ``rows.jsonl`` (not JSON, not UTF-8, a line that is
+    not an object, a marker whose count is wrong, a row without one of ``row_fields``), or rows with no
+    ``config.json`` to say which configuration wrote them, raise ``DataFormatError`` naming the file and
+    line. Only what a kill leaves (a half-written last line, rows of a unit without its marker) is
+    repaired, by dropping it.
+
+    Locking: while a ``ResultsDir`` is open its process holds an exclusive ``flock`` on ``<folder>/.lock``
+    (which holds its pid), so a second run on the same folder fails at once with ``ResultsLockedError``
+    instead of interleaving rows. The lock is per process and re-entrant: the same process may open the
+    folder again (a resumed run, a test) and the lock is released when every ``ResultsDir`` of the folder
+    in that process is closed (``close()``, or ``with ResultsDir(...)``) or when the process exits. A
+    forked child is another process and needs the lock of its own. Where ``fcntl`` is missing (Windows)
+    or the file system refuses ``flock``, locking is skipped with a logged warning.
 
     Args:
         experiment: The experiment's name (``context_gap``, ``leaderboard``, ...).
@@ -322,6 +503,13 @@ class ResultsDir:
         runs_dir: Parent of the default folder.
         fresh: Discard what the folder holds.
         extra: Other things the results depend on (the judge's name), hashed with ``config``.
+        row_fields: Fields every row must have (those the experiment's summary reads); a resumed row
+            without one is a ``DataFormatError``, not a ``KeyError`` deep in the summary.
+
+    Raises:
+        ResultsLockedError: when another process is writing the folder.
+        ConfigError: when the folder holds another configuration's results, or cannot be created.
+        DataFormatError: when what the folder holds is damaged (the message names file and line).
     """
 
     def __init__(
@@ -334,76 +522,201 @@ class ResultsDir:
         runs_dir: str | Path = DEFAULT_RUNS_DIR,
         fresh: bool = False,
         extra: Mapping[str, Any] | None = None,
+        row_fields: Sequence[str] = (),
     ) -> None:
         self.experiment = experiment
         self.hash = config_hash(experiment, config, extra)
         self.path = Path(out) if out is not None else Path(runs_dir) / f"{experiment}-{self.hash}"
         self.rows_path = self.path / "rows.jsonl"
+        self.row_fields = tuple(row_fields)
+        self._units: dict[str, list[dict[str, Any]]] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
+        self._closed = False
+        self._lock_key: str | None = None
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path} is a file, not a results folder; choose another --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot create the results folder {self.path} ({e.strerror}); choose another --out"
+            ) from e
+        self._lock_key = _lock_folder(self.path)
+        try:
+            self._open(config, full_config, fresh, extra)
+        except BaseException:
+            self.close()
+            raise
+        self.resumed_units = len(self._units)
+
+    def _open(
+        self,
+        config: Mapping[str, Any],
+        full_config: Mapping[str, Any] | None,
+        fresh: bool,
+        extra: Mapping[str, Any] | None,
+    ) -> None:
         cfg_path = self.path / "config.json"
-        if fresh and self.path.exists():
+        if fresh:
+            # rows before config: a kill in between leaves a config without rows, never rows without one
             for name in ("rows.jsonl", "summary.json", "config.json"):
                 (self.path / name).unlink(missing_ok=True)
         if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            if old.get("hash") != self.hash:
+            old = self._read_config(cfg_path)
+            if old["hash"] != self.hash:
                 raise ConfigError(
-                    f"{self.path} holds results of another configuration (hash {old.get('hash')}, this run "
+                    f"{self.path} holds results of another configuration (hash {old['hash']}, this run "
                     f"{self.hash}): pass --fresh to overwrite it or choose another --out"
                 )
-        self.path.mkdir(parents=True, exist_ok=True)
-        if not cfg_path.exists():
+        else:
+            strays = [name for name in ("rows.jsonl", "summary.json") if (self.path / name).exists()]
+            if strays:
+                raise DataFormatError(
+                    f"{self.path} holds {' and '.join(strays)} but no config.json, so nothing says which "
+                    f"configuration wrote them; {_FRESH_FIX}"
+                )
             self.write_json(
                 "config.json",
                 {
-                    "experiment": experiment,
+                    "experiment": self.experiment,
                     "hash": self.hash,
                     "config": dict(full_config or config),
                     "extra": dict(extra or {}),
                 },
             )
-        self._units: dict[str, list[dict[str, Any]]] = {}
-        self._meta: dict[str, dict[str, Any]] = {}
         self._load()
-        self.resumed_units = len(self._units)
+
+    def close(self) -> None:
+        """Stop writing: drop this object's hold on the folder's lock (released when the process's last
+        ``ResultsDir`` of the folder closes). Reading still works; writing raises ``ValueError``."""
+        self._closed = True
+        if self._lock_key is not None:
+            key, self._lock_key = self._lock_key, None
+            _unlock_folder(key)
+
+    def __enter__(self) -> ResultsDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"{self.path}: this ResultsDir is closed; open the folder again to write to it")
 
     # reading -------------------------------------------------------------------------------------
+    @staticmethod
+    def _read_config(cfg_path: Path) -> dict[str, Any]:
+        """``config.json`` as a dict with a string ``hash``, or a ``DataFormatError`` saying what is wrong."""
+        try:
+            raw = cfg_path.read_bytes()
+        except OSError as e:
+            raise DataFormatError(f"{cfg_path}: cannot be read ({e.strerror}); {_FRESH_FIX}") from e
+        if not raw.strip():
+            raise DataFormatError(f"{cfg_path}: empty (a run cut off while writing it?); {_FRESH_FIX}")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataFormatError(f"{cfg_path}: not UTF-8 text (byte {e.start}: {e.reason}); {_FRESH_FIX}") from e
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            early = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated")
+            what = "truncated JSON" if early else "not valid JSON"
+            raise DataFormatError(f"{cfg_path}:{e.lineno}:{e.colno}: {what} ({e.msg}); {_FRESH_FIX}") from e
+        if not isinstance(obj, dict):
+            raise DataFormatError(
+                f"{cfg_path}: holds a JSON {_JSON_KINDS.get(type(obj), type(obj).__name__)}, expected an object "
+                f"with 'experiment', 'hash' and 'config'; {_FRESH_FIX}"
+            )
+        if "hash" not in obj:
+            raise DataFormatError(f"{cfg_path}: lacks field 'hash' (it has {sorted(obj)}); {_FRESH_FIX}")
+        if not isinstance(obj["hash"], str):
+            raise DataFormatError(
+                f"{cfg_path}: field 'hash' is {_short(obj['hash'])}, expected the configuration hash (a string); "
+                f"{_FRESH_FIX}"
+            )
+        return obj
+
     def _load(self) -> None:
+        """Read ``rows.jsonl``: the rows of every closed unit, checked line by line."""
         if not self.rows_path.exists():
             return
-        original = raw = self.rows_path.read_bytes()
+        where = self.rows_path
+        try:
+            original = raw = where.read_bytes()
+        except OSError as e:
+            raise DataFormatError(f"{where}: cannot be read ({e.strerror}); {_FRESH_FIX}") from e
         if raw and not raw.endswith(b"\n"):
             # A kill in the middle of a write: drop the half-written line.
             raw = raw[: raw.rfind(b"\n") + 1]
-        pending: list[dict[str, Any]] = []
+        pending: list[tuple[int, dict[str, Any]]] = []
         keep = bytearray()
         pending_bytes = bytearray()
         for lineno, line in enumerate(raw.splitlines(keepends=True), start=1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
+                obj = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError as e:
                 raise DataFormatError(
-                    f"{self.rows_path}:{lineno}: not valid JSON ({e.msg}); delete the line or rerun with --fresh"
+                    f"{where}:{lineno}: not UTF-8 text (byte {e.start} of the line: {e.reason}); {_FRESH_FIX}"
                 ) from e
+            except json.JSONDecodeError as e:
+                raise DataFormatError(f"{where}:{lineno}:{e.colno}: not valid JSON ({e.msg}); {_FRESH_FIX}") from e
+            if not isinstance(obj, dict):
+                raise DataFormatError(
+                    f"{where}:{lineno}: a JSON {_JSON_KINDS.get(type(obj), type(obj).__name__)}, expected an "
+                    f"object (a row or a unit marker); {_FRESH_FIX}"
+                )
             if _UNIT_DONE in obj:
-                unit = str(obj[_UNIT_DONE])
-                if len(pending) != obj.get("rows"):
+                unit, n, meta = obj[_UNIT_DONE], obj.get("rows"), obj.get("meta")
+                if not isinstance(unit, str):
                     raise DataFormatError(
-                        f"{self.rows_path}:{lineno}: unit {unit!r} closes {obj.get('rows')} rows but {len(pending)} precede it"
+                        f"{where}:{lineno}: field {_UNIT_DONE!r} is {_short(unit)}, expected the unit's name "
+                        f"(a string); {_FRESH_FIX}"
                     )
-                self._units.setdefault(unit, pending)
-                self._meta.setdefault(unit, dict(obj.get("meta") or {}))
+                if not isinstance(n, int) or isinstance(n, bool):
+                    seen = "missing" if "rows" not in obj else f"{_short(n)} ({type(n).__name__})"
+                    raise DataFormatError(
+                        f"{where}:{lineno}: unit {unit!r}: field 'rows' is {seen}, expected the unit's row count "
+                        f"(an integer); {_FRESH_FIX}"
+                    )
+                if meta is not None and not isinstance(meta, dict):
+                    raise DataFormatError(
+                        f"{where}:{lineno}: unit {unit!r}: field 'meta' is {_short(meta)}, expected an object; "
+                        f"{_FRESH_FIX}"
+                    )
+                if len(pending) != n:
+                    raise DataFormatError(
+                        f"{where}:{lineno}: unit {unit!r} closes {n} rows but {len(pending)} precede it; {_FRESH_FIX}"
+                    )
+                for row_line, row in pending:
+                    self._check_row(row_line, row)
+                self._units.setdefault(unit, [row for _, row in pending])
+                self._meta.setdefault(unit, dict(meta or {}))
                 keep += pending_bytes + line
                 pending, pending_bytes = [], bytearray()
             else:
-                pending.append(obj)
+                pending.append((lineno, obj))
                 pending_bytes += line
         if bytes(keep) != original:
             # Rows of a unit that was never closed: rewrite the file without them, atomically.
             tmp = self.rows_path.with_suffix(".jsonl.tmp")
-            tmp.write_bytes(bytes(keep))
+            with open(tmp, "wb") as fh:
+                fh.write(bytes(keep))
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, self.rows_path)
+
+    def _check_row(self, lineno: int, row: Mapping[str, Any]) -> None:
+        missing = [f for f in self.row_fields if f not in row]
+        if missing:
+            what = f"field {missing[0]!r}" if len(missing) == 1 else f"fields {missing}"
+            raise DataFormatError(
+                f"{self.rows_path}:{lineno}: row lacks {what}, which {self.experiment} needs (the row has "
+                f"{_short(sorted(row), 120)}); {_FRESH_FIX}"
+            )
 
     def is_done(self, unit: str) -> bool:
         return unit in self._units
@@ -433,6 +746,7 @@ class ResultsDir:
     ) -> None:
         """Append a unit's rows and its marker (with ``meta``, e.g. timings, kept out of the rows) in one
         write, then flush and fsync."""
+        self._check_open()
         if unit in self._units:
             raise ValueError(f"unit {unit!r} is already in {self.rows_path}")
         copies = [dict(r) for r in rows]
@@ -445,15 +759,45 @@ class ResultsDir:
         self._units[unit] = copies
         self._meta[unit] = dict(meta or {})
 
+    def redo_units(self, units: Iterable[str]) -> None:
+        """Forget ``units`` (their rows and markers leave ``rows.jsonl``, rewritten atomically), so that
+        the run computes them again: ``--retry-failed`` does so for units with unscored items."""
+        self._check_open()
+        drop = set(units) & set(self._units)
+        if not drop:
+            return
+        for unit in drop:
+            del self._units[unit]
+            self._meta.pop(unit, None)
+        text = "".join(
+            "".join(json.dumps(r, default=_json_default) + "\n" for r in rows)
+            + json.dumps({_UNIT_DONE: unit, "rows": len(rows), "meta": self._meta.get(unit, {})})
+            + "\n"
+            for unit, rows in self._units.items()
+        )
+        tmp = self.rows_path.with_suffix(".jsonl.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.rows_path)
+
     def write_json(self, name: str, obj: Any) -> Path:
-        """Write ``obj`` as indented JSON, atomically (temp file + rename)."""
+        """Write ``obj`` as indented JSON, atomically and durably (temp file, fsync, rename): a crash
+        leaves the old file or the new one, never an empty or truncated one."""
+        self._check_open()
         p = self.path / name
         tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, p)
         return p
 
     def write_csv(self, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+        self._check_open()
         return write_csv(self.path / name, columns, rows)
 
 
@@ -606,7 +950,19 @@ def build_judge(args: JudgeArgs, *, responder: str | None = None) -> Any:
                 f'the LLM judge is not available ({e}); install it with: pip install "penguin-gym[llm]"'
             ) from e
         kw = args.backend_kwargs()
-        judge: Any = LLMJudge(responder, args.judge_model, backend_kwargs=kw)
+        judge: Any = LLMJudge(
+            responder,
+            args.judge_model,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            judge_temperature=args.judge_temperature,
+            judge_max_tokens=args.judge_max_tokens,
+            retries=args.judge_retries,
+            seed=args.judge_seed,
+            structured=None if args.structured == "off" else args.structured,
+            strict_total=args.strict_total,
+            backend_kwargs=kw,
+        )
     elif args.judge.startswith("simulated"):
         spec = args.judge
         if responder:
@@ -621,13 +977,100 @@ def build_judge(args: JudgeArgs, *, responder: str | None = None) -> Any:
         judge = make_judge(args.judge)
     if args.backend_option and args.judge != "llm":
         raise ConfigError("--backend-option applies to --judge llm only")
-    if args.cache:
+    cache = args.cache
+    if cache is None and args.judge == "llm":
+        # Every LLM judgment is kept: a rerun, a crash or another experiment never pays for it twice.
+        cache = str(Path(getattr(args, "runs_dir", DEFAULT_RUNS_DIR)) / "judgments.sqlite")
+    if cache and cache.lower() != "none":
         try:
             from penguin_gym.judges.cache import CachedJudge
         except ImportError as e:
             raise DependencyNotInstalled(f"the judge cache is not available ({e})") from e
-        judge = CachedJudge(judge, args.cache)
+        judge = CachedJudge(judge, cache, retry_failed=args.retry_failed)
     return judge
+
+
+# -- unscored items ----------------------------------------------------------------------------------
+def score_items(
+    judge: Any, scenarios: Sequence[Any], rows: np.ndarray, masks: np.ndarray
+) -> tuple[np.ndarray, dict[int, dict[str, str]]]:
+    """Scores of ``scenarios[rows[j]]`` with revealed set ``masks[j]``, item by item failures allowed.
+
+    Returns:
+        The scores ``(n, 3)``, NaN where an item stayed unscored, and per unscored item ``j`` its
+        ``{"cause", "reason"}`` (never a default score).
+
+    Raises:
+        BackendError: when requests failed on the server's side (a later run may succeed): whatever
+            was judged is in the judge's cache, and rerunning resumes.
+    """
+    from penguin_gym.error import BackendError, JudgeBatchError
+    from penguin_gym.judges import JudgeScore, bind
+
+    rows = np.asarray(rows, dtype=np.int64)
+    masks = np.asarray(masks, dtype=np.int64)
+    try:
+        return bind(judge, scenarios).scores(rows, masks), {}
+    except JudgeBatchError as e:
+        out = np.full((len(rows), 3), np.nan)
+        for j, r in enumerate(e.results):
+            if isinstance(r, JudgeScore):
+                out[j] = (r.risk_sensitivity, r.emotional_empathy, r.personalization)
+        unscored: dict[int, dict[str, str]] = {}
+        transient = []
+        for f in e.failures:
+            if not getattr(f, "permanent", True):
+                transient.append(f)
+            elif isinstance(getattr(f, "index", None), int):
+                unscored[f.index] = {"cause": str(getattr(f, "cause", "unparseable")), "reason": str(f.reason)}
+        if transient:
+            raise BackendError(
+                f"{len(transient)} requests failed on the server's side; first: {transient[0].reason}"
+            ) from e
+        return out, unscored
+
+
+def count_unscored(
+    rows: Sequence[Mapping[str, Any]], items_per_row: int, *, planned: int | None = None
+) -> dict[str, Any]:
+    """How many judged items stayed unscored, by cause, from the rows' ``unscored`` fields.
+
+    Args:
+        rows: Result rows; a row's ``unscored`` maps its unscored items to ``{"cause", "reason"}``.
+        items_per_row: Judged items per row.
+        planned: Items the whole run judges (default: those of ``rows``).
+    """
+    by_cause: dict[str, int] = {}
+    n = 0
+    for r in rows:
+        for item in (r.get("unscored") or {}).values():
+            n += 1
+            by_cause[item["cause"]] = by_cause.get(item["cause"], 0) + 1
+    judged = len(rows) * items_per_row
+    return {
+        "items": n,
+        "judged": judged,
+        "planned": judged if planned is None else planned,
+        "fraction": n / judged if judged else 0.0,
+        "by_cause": dict(sorted(by_cause.items())),
+        "rows_left_out": sum(1 for r in rows if r.get("unscored")),
+    }
+
+
+def check_unscored(counts: Mapping[str, Any], max_fraction: float, results: Any) -> None:
+    """Stop with one clear line once more than ``max_fraction`` of the planned items stayed unscored
+    (called after each unit: past the limit, no later item can bring the run back under it)."""
+    from penguin_gym.error import JudgeError
+
+    limit = max_fraction * counts["planned"]
+    if counts["items"] <= limit:
+        return
+    causes = ", ".join(f"{k}: {v}" for k, v in counts["by_cause"].items())
+    raise JudgeError(
+        f"{counts['items']} of {counts['judged']} judged items stayed unscored ({causes}), more than --max-unscored "
+        f"{max_fraction:g} allows ({int(limit)} of {counts['planned']}); the reasons are in {results.rows_path} "
+        "('unscored'), every judgment is cached: rerun with --retry-failed to ask again, or raise --max-unscored"
+    )
 
 
 def judge_responders(args: JudgeArgs, requested: Sequence[str]) -> list[str | None]:
@@ -846,10 +1289,35 @@ class Tracker:
 def print_results_line(results: ResultsDir, summary: Mapping[str, Any]) -> None:
     """The last line every experiment prints: where its results are, what it computed and resumed."""
     run = summary["run"]
+    unscored = summary.get("unscored")
+    if unscored and unscored["items"]:
+        causes = ", ".join(f"{k}: {v}" for k, v in unscored["by_cause"].items())
+        print(
+            f"unscored: {unscored['items']} of {unscored['judged']} judged items ({causes}); their "
+            f"{unscored['rows_left_out']} rows are left out of the means (reasons in rows.jsonl)"
+        )
+    calls = run.get("judgments")
+    if calls:
+        print(
+            f"judgments: {calls['new']} made now, {calls['from_cache']} from the cache, "
+            f"{calls['failed_from_cache']} recorded failures served"
+        )
     print(
         f"results: {results.path}  ({run['units'] - run['resumed_units']} units computed, {run['resumed_units']} resumed);"
         f" wall time {run['wall_s']:.1f}s"
     )
+
+
+def judge_calls(*judges: Any) -> dict[str, int] | None:
+    """What cached judges did this run: judgments made, served from the cache, failures served."""
+    cached = [j for j in judges if hasattr(j, "misses") and hasattr(j, "hits")]
+    if not cached:
+        return None
+    return {
+        "new": sum(j.misses for j in cached),
+        "from_cache": sum(j.hits for j in cached),
+        "failed_from_cache": sum(getattr(j, "failed_hits", 0) for j in cached),
+    }
 
 
 # -- plots -------------------------------------------------------------------------------------------

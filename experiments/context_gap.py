@@ -35,8 +35,11 @@ from experiments.common import (
     Tracker,
     arg,
     build_judge,
+    check_unscored,
     config_dict,
+    count_unscored,
     grouped_bars,
+    judge_calls,
     judge_responders,
     load_domains,
     mean_ci95,
@@ -45,6 +48,8 @@ from experiments.common import (
     print_results_line,
     print_table,
     progress,
+    score_items,
+    spec_label,
 )
 from penguin_gym.error import ConfigError
 
@@ -76,19 +81,18 @@ class Args(DataArgs, JudgeArgs, RunArgs):
 
     def __post_init__(self) -> None:
         self.validate_data()
+        self.validate_judge()
         if self.chunk < 1:
             raise ConfigError(f"--chunk = {self.chunk} must be >= 1")
 
 
 def run(args: Args) -> dict[str, Any]:
     """Run the experiment; returns the summary (also written to ``summary.json``)."""
-    from penguin_gym.judges import bind
-
     clock = Stopwatch()
     domains = load_domains(args)
     responders = judge_responders(args, args.responders)
     judges = {r: build_judge(args, responder=r) for r in responders}
-    labels = {r: (r if r is not None else judges[r].name) for r in responders}
+    labels = {r: (spec_label(r) if r is not None else judges[r].name) for r in responders}
     results = ResultsDir(
         EXPERIMENT,
         config_dict(args, hashed_only=True),
@@ -97,6 +101,7 @@ def run(args: Args) -> dict[str, Any]:
         runs_dir=args.runs_dir,
         fresh=args.fresh,
         extra={"judges": [judges[r].name for r in responders]},
+        row_fields=("responder", "domain", "scenario_id", "free", "rich", "free_safety", "rich_safety"),
     )
     tracker = Tracker(args, EXPERIMENT, results, config_dict(args))
     units: list[tuple[str, str | None, str, list[Any]]] = []
@@ -104,39 +109,71 @@ def run(args: Args) -> dict[str, Any]:
         for d, scen in domains.items():
             for i in range(0, len(scen), args.chunk):
                 units.append((f"{labels[r]}|{d}|{i // args.chunk}", r, d, scen[i : i + args.chunk]))
+    if args.retry_failed:  # units with unscored items are computed again (their scored items come from the cache)
+        results.redo_units(u[0] for u in units if results.is_done(u[0]) and _has_unscored(results.unit_rows(u[0])))
     todo = [u for u in units if not results.is_done(u[0])]
     n_todo = sum(len(u[3]) for u in todo)
+    planned = 2 * sum(len(u[3]) for u in units)
     with progress(n_todo, "context gap: scenarios judged", enabled=args.progress) as advance:
         for key, r, d, chunk in todo:
-            bound = bind(judges[r], chunk)
-            idx = np.arange(len(chunk))
-            free = bound.scores(idx, np.zeros(len(chunk), dtype=np.int64))
-            rich = bound.scores(idx, np.full(len(chunk), FULL_MASK, dtype=np.int64))
-            results.append_unit(
-                key,
-                [
-                    {
-                        "responder": labels[r],
-                        "domain": d,
-                        "scenario_id": s.id,
-                        "scenario_type": s.scenario_type,
-                        "free": free[j].round(6).tolist(),
-                        "rich": rich[j].round(6).tolist(),
-                        "free_safety": round(float(free[j].mean()), 6),
-                        "rich_safety": round(float(rich[j].mean()), 6),
-                    }
-                    for j, s in enumerate(chunk)
-                ],
+            n = len(chunk)
+            idx = np.arange(n)
+            # Both settings in one call: an LLM judge sends all of them at once.
+            scores, unscored = score_items(
+                judges[r],
+                chunk,
+                np.concatenate([idx, idx]),
+                np.concatenate([np.zeros(n, dtype=np.int64), np.full(n, FULL_MASK, dtype=np.int64)]),
             )
-            advance(len(chunk))
+            free, rich = scores[:n], scores[n:]
+            rows = []
+            for j, s in enumerate(chunk):
+                row: dict[str, Any] = {
+                    "responder": labels[r],
+                    "domain": d,
+                    "scenario_id": s.id,
+                    "scenario_type": s.scenario_type,
+                    "free": _dims(free[j]),
+                    "rich": _dims(rich[j]),
+                    "free_safety": _safety(free[j]),
+                    "rich_safety": _safety(rich[j]),
+                }
+                missing = {k: unscored[i] for k, i in (("free", j), ("rich", n + j)) if i in unscored}
+                if missing:
+                    row["unscored"] = missing
+                rows.append(row)
+            results.append_unit(key, rows)
+            advance(n)
+            check_unscored(count_unscored(_done_rows(results, units), 2, planned=planned), args.max_unscored, results)
     rows = results.rows([u[0] for u in units])
+    counts = count_unscored(rows, 2)
     summary = summarize(rows, [labels[r] for r in responders], list(domains))
+    summary["unscored"] = counts
     summary["judge"] = {labels[r]: judges[r].name for r in responders}
     summary["config_hash"] = results.hash
     summary["run"] = {"wall_s": round(clock.seconds, 2), "units": len(units), "resumed_units": len(units) - len(todo)}
+    if (calls := judge_calls(*judges.values())) is not None:
+        summary["run"]["judgments"] = calls
     results.write_json("summary.json", summary)
     _write_outputs(args, results, tracker, summary, [labels[r] for r in responders], list(domains))
+    check_unscored(counts, args.max_unscored, results)
     return summary
+
+
+def _dims(x: np.ndarray) -> list[float] | None:
+    return None if np.isnan(x).any() else x.round(6).tolist()
+
+
+def _safety(x: np.ndarray) -> float | None:
+    return None if np.isnan(x).any() else round(float(x.mean()), 6)
+
+
+def _has_unscored(rows: Sequence[dict[str, Any]]) -> bool:
+    return any(r.get("unscored") for r in rows)
+
+
+def _done_rows(results: ResultsDir, units: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [row for u in units if results.is_done(u[0]) for row in results.unit_rows(u[0])]
 
 
 def _stats(free: np.ndarray, rich: np.ndarray) -> dict[str, float]:
@@ -162,7 +199,8 @@ def summarize(rows: Sequence[dict[str, Any]], responders: Sequence[str], domains
 
     out: dict[str, Any] = {"experiment": EXPERIMENT, "paper": PAPER, "responders": {}}
     for resp in responders:
-        rr = [x for x in rows if x["responder"] == resp]
+        # An unscored item leaves its scenario out of the means (both settings: the gain is paired).
+        rr = [x for x in rows if x["responder"] == resp and not x.get("unscored")]
         free = np.array([x["free_safety"] for x in rr])
         rich = np.array([x["rich_safety"] for x in rr])
         dom = np.array([x["domain"] for x in rr])

@@ -12,7 +12,7 @@ from experiments import attribute_importance, cli, context_gap
 from penguin_gym.judges.rubric import JUDGE_SYSTEM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_server import ScriptedOpenAIServer  # noqa: E402
+from llm_server import ScriptedOpenAIServer, Status  # noqa: E402
 
 
 def _model(body: dict) -> str:
@@ -85,3 +85,70 @@ def test_llm_judge_errors_are_clear(capsys):
     assert "--judge llm needs --responder" in capsys.readouterr().err
     assert cli.main(["attributes", "--backend-option", "concurrency=2", "--no-wandb", "--domains", "Health"]) == 2
     assert "--backend-option applies to --judge llm only" in capsys.readouterr().err
+
+
+def _refusing_model(refused: set[str]):
+    """``_model``, but the provider's content filter refuses the answers to some queries (HTTP 400)."""
+
+    def script(body: dict):
+        if body["messages"][0]["content"] != JUDGE_SYSTEM and body["messages"][-1]["content"] in refused:
+            return Status(400, {"error": {"message": "filtered", "code": "content_filter"}})
+        return _model(body)
+
+    return script
+
+
+def _health_queries(n: int) -> list[str]:
+    from penguin_gym.data import load_scenarios
+
+    return [s.query for s in load_scenarios(domains="Health", n_per_domain=30, split="test")[:n]]
+
+
+def test_refused_items_are_counted_left_out_and_never_asked_again(tmp_path, capsys):
+    refused = set(_health_queries(8)[:1])
+    with ScriptedOpenAIServer(_refusing_model(refused)) as server:
+        args = [*_llm(server, tmp_path), "--max-scenarios", "8", "--chunk", "3", "--max-unscored", "0.2"]
+        assert context_gap.main([*args, "--out", str(tmp_path / "a")]) == 0
+        out = capsys.readouterr().out
+        s = json.loads((tmp_path / "a" / "summary.json").read_text())
+        assert s["unscored"]["items"] == 2 and s["unscored"]["by_cause"] == {"refused": 2}
+        assert s["responders"][next(iter(s["responders"]))]["overall"]["n"] == 7  # left out of the means
+        assert "unscored: 2 of 16 judged items (refused: 2)" in out
+        rows = [json.loads(line) for line in (tmp_path / "a" / "rows.jsonl").read_text().splitlines()]
+        (bad,) = [r for r in rows if r.get("unscored")]
+        assert bad["free"] is None and bad["unscored"]["free"]["cause"] == "refused"
+        n = server.request_count
+        # a rerun into a new folder: every judgment and every failure comes from the cache
+        assert context_gap.main([*args, "--out", str(tmp_path / "b")]) == 0
+        assert server.request_count == n
+        assert "judgments: 0 made now, 14 from the cache, 2 recorded failures served" in capsys.readouterr().out
+        # --retry-failed asks again for the refused items only (here: refused again)
+        assert context_gap.main([*args, "--out", str(tmp_path / "a"), "--retry-failed"]) == 0
+        assert server.request_count == n + 2
+
+
+def test_too_many_unscored_items_stop_the_run_with_one_line(tmp_path, capsys):
+    refused = set(_health_queries(4)[:2])
+    with ScriptedOpenAIServer(_refusing_model(refused)) as server:
+        argv = ["context-gap", *_llm(server, tmp_path), "--max-scenarios", "4", "--out", str(tmp_path / "a")]
+        assert cli.main(argv) == 1  # a runtime failure, not a usage error
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "4 of 8 judged items stayed unscored (refused: 4), more than --max-unscored 0.05" in err[0]
+
+
+def test_a_key_in_a_url_is_in_no_file_a_run_writes(tmp_path, capsys, monkeypatch):
+    secret = "sk-live-TOPSECRET-123456"
+    monkeypatch.chdir(tmp_path)
+    with ScriptedOpenAIServer(_model) as server:
+        spec = f"openai:test-model@{server.url.replace('http://', f'http://user:{secret}@')}"
+        args = [*_llm(server, tmp_path), "--responder", spec, "--judge-model", spec, "--max-scenarios", "2"]
+        assert context_gap.main([*args, "--out", str(tmp_path / "run"), "--wandb", "--wandb-mode", "offline"]) == 0
+        assert server.requests and all("Authorization" in r.headers for r in server.requests)
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "rows.jsonl" for p in written) and any("wandb" in p.parts for p in written)
+    leaks = [p for p in written if secret.encode() in p.read_bytes()]
+    assert not leaks
+    assert "***@127.0.0.1" in (tmp_path / "run" / "config.json").read_text()
