@@ -15,8 +15,10 @@ The score lines:
    ``-``, ``=``, ``(``, ``|``) and the words "score", "rating", "rated", "is" may come between:
    "Risk Sensitivity: 4/5", "**Risk Sensitivity (Score: 4/5)**", "| Risk Sensitivity | 4 | ... |".
    Several name-value pairs may share one line ("Risk Sensitivity: 4/5, Empathy: 3/5, ...").
-2. A line that starts with "Score" or "Rating" inside a dimension's section: the lines after the line
-   that names it, up to the next dimension's line or the Comprehensive Score line.
+2. A "Score:" (or "Rating:") label inside a dimension's section, at the start of a line or after its
+   justification ("... points to a counsellor. Score: 4/5"); the section is the lines after the line
+   that names the dimension, up to the next dimension's line or the Comprehensive Score line. The
+   label needs its colon there: "a score of 3/5" in prose is not a score line.
 3. A reply that is a JSON object (bare or in a code fence) with one key per dimension whose value is
    the score or an object with a ``"score"`` key (what the structured judge mode produces).
 
