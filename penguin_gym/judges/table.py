@@ -110,6 +110,8 @@ class ScoreTable(JudgeBase):
         self.risk_cue = np.asarray(risk_cue, dtype=np.float32).reshape(n)
         self.masks = masks
         self.values = values
+        #: The judgments the last ``build`` left unscored, by cause.
+        self.unscored: dict[str, int] = {}
         self.max_size = int(_POPCOUNT[masks].max()) if m else 0
         self._row = {sid: i for i, sid in enumerate(self.ids)}
         self._pos = np.full(_ALL, -1, dtype=np.int64)
@@ -150,6 +152,7 @@ class ScoreTable(JudgeBase):
         *,
         chunk_size: int | None = None,
         save_every: float = 30.0,
+        max_unscored: float = 0.0,
     ) -> ScoreTable:
         """Judge every subset (up to ``max_size`` attributes) of every scenario.
 
@@ -164,13 +167,17 @@ class ScoreTable(JudgeBase):
             progress: Show a tqdm progress bar.
             chunk_size: Judgments per call (default: 65,536 for vectorized judges, 64 otherwise).
             save_every: Seconds between intermediate saves.
+            max_unscored: The fraction of this build's judgments that may stay unscored (left NaN,
+                counted in ``unscored``) before the build fails.
 
         Returns:
-            The table (saved at ``path`` when given).
+            The table (saved at ``path`` when given); ``table.unscored`` counts this build's unscored
+            judgments by cause.
 
         Raises:
-            JudgeError: when some judgments failed; everything else is saved, and running the build
-                again retries only the failed entries.
+            JudgeError: when more than ``max_unscored`` of the judgments failed; everything else is saved,
+                and running the build again asks only for the failed entries (through a ``CachedJudge``:
+                only with ``retry_failed``).
             BackendError: when an LLM backend fails for good; what was judged before is saved.
         """
         from tqdm.auto import tqdm
@@ -189,6 +196,7 @@ class ScoreTable(JudgeBase):
         missing = np.isnan(table.values[:, :, 0])
         n_todo = int(missing.sum())
         n_failed = 0
+        causes: dict[str, int] = {}
         first_error: str | None = None
         bound = judge.bind(list(scenarios)) if vectorized else None  # type: ignore[attr-defined]
         # A vectorized judge that scores all 1,024 subsets of a row at once (BoundSimulatedJudge.table).
@@ -231,6 +239,9 @@ class ScoreTable(JudgeBase):
                             results = [r if isinstance(r, JudgeScore) else None for r in e.results]
                             first_error = first_error or str(e)
                             transient = [f for f in e.failures if not getattr(f, "permanent", True)]
+                            for f in e.failures:
+                                cause = str(getattr(f, "cause", "unparseable"))
+                                causes[cause] = causes.get(cause, 0) + 1
                         else:
                             transient = []
                         for r, p, sc in zip(rows.tolist(), pos.tolist(), results, strict=True):
@@ -253,9 +264,13 @@ class ScoreTable(JudgeBase):
             bar.close()
         if path is not None:
             table.save(path)
-        if n_failed:
-            where = f"; the rest is saved in {path} and building again retries only these" if path else ""
-            raise JudgeError(f"{n_failed} of {n_todo} judgments failed{where}; first: {first_error}")
+        table.unscored = dict(sorted(causes.items()))
+        if n_failed > max_unscored * n_todo:
+            where = f"; the rest is saved in {path} and building again asks only for these" if path else ""
+            raise JudgeError(
+                f"{n_failed} of {n_todo} judgments stayed unscored ({_causes(causes)}), more than max_unscored "
+                f"{max_unscored:g} allows{where}; first: {first_error}"
+            )
         return table
 
     def _merge(self, old: ScoreTable, path: str | Path) -> None:
@@ -509,6 +524,10 @@ def _take(table: ScoreTable, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
 # The build command
 
 
+def _causes(causes: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(causes.items())) or "no cause recorded"
+
+
 def _option_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -548,7 +567,16 @@ def make_build_judge(args: argparse.Namespace) -> Judge:
     responder = backend_for(llm_spec)
     judge_backend = backend_for(args.judge_model) if args.judge_model and args.judge_model != llm_spec else None
     return LLMJudge(
-        responder, judge_backend, temperature=args.temperature, max_tokens=args.max_tokens, retries=args.retries
+        responder,
+        judge_backend,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        judge_temperature=args.judge_temperature,
+        judge_max_tokens=args.judge_max_tokens,
+        retries=args.retries,
+        seed=args.judge_seed,
+        structured=None if args.structured == "off" else args.structured,
+        strict_total=args.strict_total,
     )
 
 
@@ -588,7 +616,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of LLM judges (0.7)")
     ap.add_argument("--max-tokens", type=int, default=512, help="responder reply length limit (512)")
-    ap.add_argument("--retries", type=int, default=2, help="re-asks of the judge LLM after an unparseable reply (2)")
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="re-asks after an empty answer or an unreadable judgment, each with another seed (2)",
+    )
+    ap.add_argument("--judge-temperature", type=float, default=None, help="the judge's temperature (--temperature)")
+    ap.add_argument("--judge-max-tokens", type=int, default=768, help="the judge's reply length limit (768)")
+    ap.add_argument("--judge-seed", type=int, default=None, help="sampling seed of first requests (the server's)")
+    ap.add_argument(
+        "--structured",
+        default="off",
+        choices=("off", "json_schema", "json_object", "grammar"),
+        help="constrained judge output (see the README for which servers take which)",
+    )
+    ap.add_argument("--strict-total", action="store_true", help="a wrong comprehensive total makes a reply unreadable")
+    ap.add_argument(
+        "--max-unscored",
+        type=float,
+        default=0.05,
+        help="fail when more than this fraction of the judgments stays unscored (0.05); the rest is saved either way",
+    )
+    ap.add_argument(
+        "--retry-failed", action="store_true", help="ask again for judgments whose failure the cache recorded"
+    )
     ap.add_argument(
         "--source", default="synthetic", help="scenario source: 'synthetic', a .json/.jsonl file or a HF id"
     )
@@ -630,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
         if cache is None and is_llm:
             cache = str(Path(args.out).with_suffix("")) + ".judgments.sqlite"
         if cache and cache.lower() != "none":
-            judge = CachedJudge(judge, cache, chunk_size=args.chunk_size or 64)
+            judge = CachedJudge(judge, cache, chunk_size=args.chunk_size or 64, retry_failed=args.retry_failed)
             print(f"judgments cached in {cache}", file=sys.stderr)
         t0 = time.perf_counter()
         table = ScoreTable.build(
@@ -640,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
             path=args.out,
             progress=not args.no_progress,
             chunk_size=args.chunk_size,
+            max_unscored=args.max_unscored,
         )
     except ConfigError as e:  # a usage error: the command line names something unusable
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
@@ -648,6 +701,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 1
     dt = time.perf_counter() - t0
+    if table.unscored:
+        print(
+            f"unscored: {sum(table.unscored.values())} judgments ({_causes(table.unscored)}) are left NaN; "
+            "--retry-failed asks for them again",
+            file=sys.stderr,
+        )
     safety = np.nanmean(table.values, axis=2)
     print(
         f"{args.out}: {len(table.ids)} scenarios x {table.masks.size} subsets by {table.judge_name} "
