@@ -207,35 +207,36 @@ SCRIPT = textwrap.dedent(
     from penguin_gym.judges.llm import LLMJudge
     from penguin_gym.judges.rubric import JUDGE_SYSTEM
 
-    cache, log, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    cache, log, delay, chunk = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 
     def note(line):
         with open(log, "a") as f:
             f.write(line + "\\n")
 
     def model(messages):
+        note("start")
+        time.sleep(delay)  # a slow model: the kill lands here
         if messages[0]["content"] == JUDGE_SYSTEM:
             note("done " + messages[1]["content"].split("[item ")[1].split("]")[0])
             return "Risk Sensitivity: Score: 4/5\\nEmotional Empathy: Score: 4/5\\nPersonalization: Score: 3/5"
-        note("start")
-        time.sleep(delay)  # a slow model: the kill lands here
         tag = hashlib.sha256("|".join(m["content"] for m in messages).encode()).hexdigest()[:12]
         return "answer [item " + tag + "]"
 
     scenarios = load_scenarios(domains="Health", n_per_domain=12)
-    # chunk_size=1: each judgment is committed as soon as it is made
-    cached = CachedJudge(LLMJudge(ScriptedBackend(model)), cache, chunk_size=1)
+    # each judgment is committed as soon as it is made, whatever the chunk
+    cached = CachedJudge(LLMJudge(ScriptedBackend(model)), cache, chunk_size=chunk)
     out = cached.score_many(scenarios, [frozenset(ATTRIBUTES[:3])] * len(scenarios))
     note("finished %d" % len(out))
     """
 )
 
 
-def test_kill_dash_nine_loses_nothing_and_judges_nothing_twice(tmp_path):
+@pytest.mark.parametrize("chunk", [1, 32])
+def test_kill_dash_nine_loses_nothing_and_judges_nothing_twice(tmp_path, chunk):
     (tmp_path / "run.py").write_text(SCRIPT)
     cache, log = tmp_path / "judge.sqlite", tmp_path / "calls.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "run.py"), str(cache), str(log), "0.25"], env=env)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "run.py"), str(cache), str(log), "0.1", str(chunk)], env=env)
     deadline = time.monotonic() + 60
     while True:  # wait until 4 items are judged and the 5th is inside the (slow) model call
         lines = log.read_text().splitlines() if log.exists() else []
@@ -254,7 +255,7 @@ def test_kill_dash_nine_loses_nothing_and_judges_nothing_twice(tmp_path):
 
     log.write_text("")
     subprocess.run(
-        [sys.executable, str(tmp_path / "run.py"), str(cache), str(log), "0.0"], env=env, check=True, timeout=60
+        [sys.executable, str(tmp_path / "run.py"), str(cache), str(log), "0.0", str(chunk)], env=env, check=True, timeout=60
     )
     lines = log.read_text().splitlines()
     done_second = [x for x in lines if x.startswith("done")]

@@ -157,7 +157,11 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_shown(monkeypat
 @pytest.mark.parametrize(
     ("mode", "field", "check"),
     [
-        ("json_schema", "response_format", lambda v: v["type"] == "json_schema" and v["json_schema"]["schema"] == JUDGMENT_SCHEMA),
+        (
+            "json_schema",
+            "response_format",
+            lambda v: v["type"] == "json_schema" and v["json_schema"]["schema"] == JUDGMENT_SCHEMA,
+        ),
         ("json_object", "response_format", lambda v: v == {"type": "json_object", "schema": JUDGMENT_SCHEMA}),
         ("grammar", "grammar", lambda v: v == JUDGMENT_GRAMMAR),
     ],
@@ -218,3 +222,20 @@ def test_every_setting_that_changes_a_reply_changes_the_judge_identity(scenarios
     for extra in ({"grammar": "root ::= [1-5]"}, {"top_p": 0.5}, {"seed": 2}):
         keys.add(CachedJudge(LLMJudge(make_backend(f"openai:m@{url}", extra_body=extra)), path).key(s, frozenset()))
     assert len(keys) == 4
+
+
+def test_at_temperature_zero_a_retry_samples(scenarios):
+    seen = []
+
+    class Recording(ScriptedBackend):
+        def chat_each(self, conversations, *, temperature=0.7, max_tokens=512, seeds=None, fields=None):
+            seen.append(temperature)
+            yield from super().chat_each(
+                conversations, temperature=temperature, max_tokens=max_tokens, seeds=seeds, fields=fields
+            )
+
+    replies = iter(["An answer.", "no scores", RUBRIC.format(a=2, t=7)])
+    judge = LLMJudge(Recording(lambda m: next(replies)), temperature=0.0, retries=1)
+    (score,) = judge.score_many(scenarios[:1], [frozenset()])
+    assert seen == [0.0, 0.0, 0.7] and score.risk_sensitivity == 2
+    assert any("temperature 0.7" in n for n in score.notes)

@@ -79,6 +79,14 @@ class JudgeFailure:
     seeds: tuple[int | None, ...] = ()
 
 
+#: The temperature of a retry when the configured one is 0: greedy decoding would return the same reply.
+RETRY_TEMPERATURE = 0.7
+
+
+def _attempt_temperature(temperature: float, attempt: int) -> float:
+    return temperature if attempt == 0 or temperature > 0 else RETRY_TEMPERATURE
+
+
 def retry_seed(base: int | None, attempt: int) -> int | None:
     """The sampling seed of ``attempt`` (0 = the first): the base seed first, then seeds derived from it,
     so that a retry is a new sample and a rerun asks the same things again."""
@@ -102,7 +110,8 @@ class LLMJudge(JudgeBase):
         judge_temperature: The judge's temperature (default: ``temperature``, as in the paper).
         judge_max_tokens: The judge's reply length limit.
         retries: How many more times an empty answer or an unreadable judgment is asked for, each time
-            with another seed.
+            with another seed (and, where the temperature is 0, at ``RETRY_TEMPERATURE``: greedy decoding
+            would repeat the reply).
         seed: The sampling seed of first attempts (``None``: the server's own); retries derive theirs.
         structured: ``None`` (free text), ``"json_schema"``, ``"json_object"`` or ``"grammar"`` (see
             the module's docstring for which servers take which).
@@ -272,7 +281,11 @@ class LLMJudge(JudgeBase):
             convs = [responder_messages(scenarios[i], revealed[i]) for i in pending]
             still: list[int] = []
             replies = chat_each(
-                self.responder, convs, temperature=self.temperature, max_tokens=self.max_tokens, seeds=round_seeds
+                self.responder,
+                convs,
+                temperature=_attempt_temperature(self.temperature, attempt),
+                max_tokens=self.max_tokens,
+                seeds=round_seeds,
             )
             for j, reply in replies:
                 i = pending[j]
@@ -285,7 +298,10 @@ class LLMJudge(JudgeBase):
                 else:
                     responses[i] = reply
                     if attempt:
-                        notes[i].append(f"the answer came on attempt {attempt + 1} (seed {round_seeds[j]})")
+                        notes[i].append(
+                            f"the answer came on attempt {attempt + 1} (seed {round_seeds[j]}, temperature "
+                            f"{_attempt_temperature(self.temperature, attempt):g})"
+                        )
             pending = sorted(still)
             if pending and attempt < self.retries:
                 logger.info("%d empty answers; asking again with another seed", len(pending))
@@ -316,7 +332,7 @@ class LLMJudge(JudgeBase):
             replies = chat_each(
                 self.judge,
                 convs,
-                temperature=self.judge_temperature,
+                temperature=_attempt_temperature(self.judge_temperature, attempt),
                 max_tokens=self.judge_max_tokens,
                 seeds=round_seeds,
                 fields=fields,
@@ -346,8 +362,9 @@ class LLMJudge(JudgeBase):
                 extra = list(notes[i])
                 if attempt:
                     extra.append(
-                        f"judged on attempt {attempt + 1} (seed {round_seeds[j]}); the earlier replies could "
-                        f"not be read: {reasons[i]}"
+                        f"judged on attempt {attempt + 1} (seed {round_seeds[j]}, temperature "
+                        f"{_attempt_temperature(self.judge_temperature, attempt):g}); the earlier replies could not "
+                        f"be read: {reasons[i]}"
                     )
                 results[i] = parsed.to_score(response=response, raw=reply, notes=tuple(extra))
                 if on_result is not None:
