@@ -2,20 +2,26 @@
 scripted stand-in for tests.
 
 A backend turns conversations into replies, many at once: ``chat(conversations)`` returns one reply per
-conversation, in order, and raises ``BackendError`` once its own retries are spent. Retries live here
-and only here; the judge above never retries a transport failure, it retries unparseable replies.
+conversation, in order, and raises ``BackendError`` once its own retries are spent. The backends here
+also answer item by item (``chat_each``: each reply, or that one request's ``RequestError``, as it
+arrives, with a sampling seed per conversation and request fields such as a JSON schema), so that one
+refused request never takes its batch with it; ``chat_each(backend, ...)`` gives any ``Backend`` that
+form. Transport retries live here and only here; the judge above never retries a transport failure,
+it asks again (with another seed) for empty answers and unreadable judgments.
 
 Backends are chosen by a spec string (``make_backend``), so env kwargs, CLIs and configs can name them:
 
 * ``"openai:<model>@<base_url>"``: any ``/v1/chat/completions`` server (vLLM, Ollama, llama.cpp
   server, OpenAI, Azure OpenAI); ``"openai:<model>"`` talks to api.openai.com.
-* ``"hf:<model id or local path>"``: a local Hugging Face causal LM with batched generation.
+* ``"hf:<model id, local path or .gguf file>"``: a local Hugging Face causal LM with batched generation.
 * ``"scripted"``: canned replies (``replies=[...]`` or a callable), for tests and demos only.
 
 httpx and transformers/torch are imported inside the constructors (``pip install "penguin-gym[llm]"``),
 so ``import penguin_gym`` stays light. API keys are read from the environment variable the user names,
 in the constructor, and are never logged, never part of ``name`` (which caches and result files key
-on) and never pickled.
+on) and never pickled; credentials written into a URL are redacted (``redact_credentials``) wherever a
+spec is shown. ``name`` holds every setting that can change a reply, so a cache never serves a reply
+made under other settings.
 """
 
 from __future__ import annotations
@@ -1387,7 +1393,9 @@ def make_backend(spec: str | Backend, **kwargs: Any) -> Backend:
     """
     if not isinstance(spec, str):
         if not (hasattr(spec, "chat") and hasattr(spec, "name")):
-            raise ConfigError(f"backend {spec!r} does not implement the Backend protocol (name, chat)")
+            raise ConfigError(
+                f"backend {redact_credentials(spec)!r} does not implement the Backend protocol (name, chat)"
+            )
         if kwargs:
             raise ConfigError(f"backend arguments {sorted(kwargs)} given with a backend object; set them on the object")
         return spec
@@ -1396,7 +1404,7 @@ def make_backend(spec: str | Backend, **kwargs: Any) -> Backend:
         if kind == "openai":
             if not arg:
                 raise ConfigError(
-                    f"backend spec {spec!r}: give the model, e.g. 'openai:gpt-4o-mini@http://localhost:8000/v1'"
+                    f"backend spec {redact_credentials(spec)!r}: give the model, e.g. 'openai:gpt-4o-mini@http://localhost:8000/v1'"
                 )
             at = arg.find("@http")
             model, base_url = (arg[:at], arg[at + 1 :]) if at >= 0 else (arg, "https://api.openai.com/v1")
@@ -1404,7 +1412,7 @@ def make_backend(spec: str | Backend, **kwargs: Any) -> Backend:
         if kind == "hf":
             if not arg:
                 raise ConfigError(
-                    f"backend spec {spec!r}: give a model id or path, e.g. 'hf:Qwen/Qwen2.5-0.5B-Instruct'"
+                    f"backend spec {redact_credentials(spec)!r}: give a model id or path, e.g. 'hf:Qwen/Qwen2.5-0.5B-Instruct'"
                 )
             return Transformers(arg, **kwargs)
         if kind == "scripted" and not sep:
@@ -1412,8 +1420,8 @@ def make_backend(spec: str | Backend, **kwargs: Any) -> Backend:
                 raise ConfigError("backend 'scripted' needs replies=[...] or replies=callable")
             return ScriptedBackend(kwargs.pop("replies"), **kwargs)
     except TypeError as e:
-        raise ConfigError(f"backend spec {spec!r}: bad arguments: {e}") from e
+        raise ConfigError(f"backend spec {redact_credentials(spec)!r}: bad arguments: {e}") from e
     raise ConfigError(
-        f"unknown backend spec {spec!r}; valid: 'openai:<model>@<base_url>', 'openai:<model>', "
+        f"unknown backend spec {redact_credentials(spec)!r}; valid: 'openai:<model>@<base_url>', 'openai:<model>', "
         "'hf:<model id or path>', 'scripted'"
     )
