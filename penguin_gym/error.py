@@ -81,3 +81,8 @@ class JudgeBatchError(JudgeError):
 
     def __reduce__(self) -> tuple[type[JudgeBatchError], tuple[str, list[object], list[object]]]:
         return (type(self), (str(self), self.results, self.failures))
+
+
+class UnderdeterminedFitWarning(UserWarning):
+    """``refit`` had too few judgments or scenarios for the parameters it fitted: its in-sample R^2 says
+    little about the surrogate, and the held-out numbers are noisy or missing (see ``FitReport.warnings``)."""

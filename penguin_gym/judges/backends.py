@@ -1393,9 +1393,7 @@ def make_backend(spec: str | Backend, **kwargs: Any) -> Backend:
     """
     if not isinstance(spec, str):
         if not (hasattr(spec, "chat") and hasattr(spec, "name")):
-            raise ConfigError(
-                f"backend {redact_credentials(spec)!r} does not implement the Backend protocol (name, chat)"
-            )
+            raise ConfigError(f"backend {spec!r} does not implement the Backend protocol (name, chat)")
         if kwargs:
             raise ConfigError(f"backend arguments {sorted(kwargs)} given with a backend object; set them on the object")
         return spec

@@ -9,6 +9,13 @@ well the fitted surrogate reproduces them: R^2 of the safety score and of each d
 per-scenario Spearman rank correlation of subsets (does the surrogate rank the subsets of a scenario as
 the LLM judge does? That is what an acquisition policy learns from).
 
+Those numbers are given twice. **Held-out** first: k-fold cross-validation by scenario (each fold's
+scenarios, with all their subsets, are left out of a fit by the same function and predicted by it), so
+they say how well the surrogate does on scenarios it was not fitted to. **In-sample** second: on the
+judgments fitted, which a fit of many parameters to few judgments matches whatever the truth (a dozen
+judgments and 56 parameters give R^2 near 1). Too few judgments per fitted parameter, or too few
+scenarios to cross-validate, raise an ``UnderdeterminedFitWarning`` and are listed in the report.
+
 Fitted: the attribute weights (3 x 10, on a log scale), ``base_need``, the synergy strengths, ``kappa``,
 the ceilings, context-free levels, risk penalties, dilution and attention costs, the query-cue coverage,
 and optionally the domain boosts. A small ridge pull towards the starting parameters (``ridge``) keeps
@@ -23,17 +30,19 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from penguin_gym.data.schema import ATTRIBUTES, DOMAINS, Scenario, attribute_mask
-from penguin_gym.error import ConfigError, PenguinError
+from penguin_gym.error import ConfigError, PenguinError, UnderdeterminedFitWarning
 from penguin_gym.judges.base import DIMENSIONS, JudgeScore
 from penguin_gym.judges.simulated import SimulatedJudgeParams, risk_level
 
@@ -58,6 +67,11 @@ PARAM_GROUPS: tuple[str, ...] = (
 )
 
 Triple = tuple[Scenario, frozenset[str] | int, JudgeScore]
+
+#: Fewer judgments than this per fitted parameter raise an ``UnderdeterminedFitWarning``.
+MIN_JUDGMENTS_PER_PARAMETER = 10.0
+#: A held-out safety R^2 this far below the in-sample one is reported as overfitting.
+_OVERFIT_GAP = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,62 +106,152 @@ class FitData:
 
 
 @dataclass(frozen=True, slots=True)
-class FitReport:
-    """How well the fitted surrogate reproduces the judgments.
+class FitQuality:
+    """How closely a surrogate's scores match judgments: held-out or in-sample (``FitReport`` says which).
 
     Attributes:
-        r2: R^2 of the safety score (mean of the three dimensions) over all observations.
+        r2: R^2 of the safety score (mean of the three dimensions).
         r2_dimensions: R^2 per dimension.
         rmse: Root mean squared error of the safety score.
+        rmse_dimensions: Root mean squared error per dimension.
         spearman_mean: Mean over scenarios of the Spearman rank correlation between the observed and
-            the fitted safety of that scenario's subsets (scenarios with >= 3 subsets that vary).
+            the predicted safety of that scenario's subsets (scenarios with >= 3 subsets that vary).
         spearman_median: Its median.
         spearman_min: Its minimum.
-        initial_r2: R^2 of the starting parameters, for comparison.
-        n_observations: Judgments (scenario, subset) compared.
-        n_scenarios: Scenarios among them.
-        n_fit_observations: Judgments used for the fit (a random subsample when there are more than
-            ``max_obs``).
         n_spearman: Scenarios in the rank correlation.
-        iterations: Gauss-Newton iterations run.
-        converged: Whether the fit stopped because it stopped improving (not on ``max_iter``).
-        seconds: Wall time of the fit.
-        source: The name of the judge whose judgments were fitted.
+        n_observations: Judgments compared.
     """
 
     r2: float
     r2_dimensions: dict[str, float]
     rmse: float
+    rmse_dimensions: dict[str, float]
     spearman_mean: float
     spearman_median: float
     spearman_min: float
+    n_spearman: int
+    n_observations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        """Two lines: R^2 and RMSE (safety, then per dimension), and the per-scenario Spearman."""
+        dims = ", ".join(f"{d} {self.r2_dimensions[d]:.3f} ({self.rmse_dimensions[d]:.3f})" for d in self.r2_dimensions)
+        return (
+            f"R^2 safety {self.r2:.4f}, RMSE {self.rmse:.4f}; per dimension R^2 (RMSE): {dims}\n"
+            f"    per-scenario Spearman of subsets: mean {self.spearman_mean:.3f}, "
+            f"median {self.spearman_median:.3f}, min {self.spearman_min:.3f} over {self.n_spearman} scenarios"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CrossValidation:
+    """How the held-out numbers were obtained: k-fold cross-validation by scenario.
+
+    Attributes:
+        folds: Folds used: the requested number, or the number of scenarios when there are fewer.
+        seed: Seed of the assignment of scenarios to folds (``scenario_folds``).
+        fold_scenarios: Scenarios held out in each fold.
+        fold_observations: Judgments held out in each fold.
+        fold_r2: Safety R^2 within each held-out fold (their spread shows how noisy the estimate is).
+        iterations: Gauss-Newton iterations of each fold's fit.
+        converged: Whether each fold's fit converged.
+    """
+
+    folds: int
+    seed: int
+    fold_scenarios: tuple[int, ...]
+    fold_observations: tuple[int, ...]
+    fold_r2: tuple[float, ...]
+    iterations: tuple[int, ...]
+    converged: tuple[bool, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class FitReport:
+    """How well the fitted surrogate reproduces the judgments: held-out, then in-sample.
+
+    Attributes:
+        held_out: Quality on scenarios left out of the fit (the out-of-fold predictions of the
+            cross-validation, pooled); ``None`` when there was none (``held_out_note`` says why). The
+            numbers to judge the surrogate by.
+        in_sample: Quality on the judgments fitted (all of them, including any left out of a ``max_obs``
+            subsample): optimistic, the more so the fewer judgments per parameter.
+        initial_r2: In-sample R^2 of the starting parameters, for comparison.
+        n_observations: Judgments (scenario, subset) compared.
+        n_scenarios: Scenarios among them.
+        n_parameters: Parameters fitted.
+        n_fit_observations: Judgments used for the fit (a random subsample when there are more than
+            ``max_obs``).
+        iterations: Gauss-Newton iterations run.
+        converged: Whether the fit stopped because it stopped improving (not on ``max_iter``).
+        seconds: Wall time of the fit, cross-validation included.
+        source: The name of the judge whose judgments were fitted.
+        fitted: The parameter groups fitted.
+        cross_validation: The folds behind ``held_out`` (``None`` with it).
+        held_out_note: Why ``held_out`` is ``None`` ("" when it is not).
+        warnings: What makes these numbers unreliable (too few judgments per parameter, too few
+            scenarios to cross-validate, overfitting), each also raised as an ``UnderdeterminedFitWarning``.
+    """
+
+    held_out: FitQuality | None
+    in_sample: FitQuality
     initial_r2: float
     n_observations: int
     n_scenarios: int
+    n_parameters: int
     n_fit_observations: int
-    n_spearman: int
     iterations: int
     converged: bool
     seconds: float
     source: str = ""
     fitted: tuple[str, ...] = field(default=())
+    cross_validation: CrossValidation | None = None
+    held_out_note: str = ""
+    warnings: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["fitted"] = list(self.fitted)
-        return d
+        """A JSON-ready dict: the held-out numbers first, then the in-sample ones (so labelled)."""
+        return {
+            "held_out": None if self.held_out is None else self.held_out.to_dict(),
+            "held_out_note": self.held_out_note,
+            "cross_validation": None if self.cross_validation is None else self.cross_validation.to_dict(),
+            "in_sample": self.in_sample.to_dict(),
+            "initial_r2": self.initial_r2,
+            "warnings": list(self.warnings),
+            "n_observations": self.n_observations,
+            "n_scenarios": self.n_scenarios,
+            "n_parameters": self.n_parameters,
+            "n_fit_observations": self.n_fit_observations,
+            "iterations": self.iterations,
+            "converged": self.converged,
+            "seconds": self.seconds,
+            "source": self.source,
+            "fitted": list(self.fitted),
+        }
 
     def __str__(self) -> str:
-        dims = ", ".join(f"{k} {v:.3f}" for k, v in self.r2_dimensions.items())
-        return (
-            f"fit of {self.n_fit_observations} judgments ({self.n_observations} compared, {self.n_scenarios} "
-            f"scenarios) in {self.iterations} iterations ({self.seconds:.1f}s, "
-            f"{'converged' if self.converged else 'stopped at max_iter'})\n"
-            f"  R^2 safety {self.r2:.4f} (start {self.initial_r2:.4f}); per dimension: {dims}\n"
-            f"  RMSE safety {self.rmse:.4f}\n"
-            f"  per-scenario Spearman of subsets: mean {self.spearman_mean:.3f}, median {self.spearman_median:.3f}, "
-            f"min {self.spearman_min:.3f} over {self.n_spearman} scenarios"
-        )
+        cv = self.cross_validation
+        if self.held_out is not None and cv is not None:
+            held = (
+                f"  held-out ({cv.folds}-fold cross-validation by scenario, seed {cv.seed}; "
+                f"fold R^2 {min(cv.fold_r2):.3f} to {max(cv.fold_r2):.3f}): {self.held_out.summary()}"
+            )
+        else:
+            held = f"  held-out: none ({self.held_out_note})"
+        lines = [
+            f"fit of {self.n_parameters} parameters to {self.n_fit_observations} judgments ({self.n_observations} "
+            f"compared, {self.n_scenarios} scenarios) in {self.iterations} iterations ({self.seconds:.1f}s, "
+            f"{'converged' if self.converged else 'stopped at max_iter'})",
+            held,
+            f"  in-sample (the judgments fitted; optimistic; start R^2 {self.initial_r2:.4f}): {self.in_sample.summary()}",
+            *(f"  WARNING: {w}" for w in self.warnings),
+        ]
+        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -458,89 +562,90 @@ def spearman_by_scenario(rows: np.ndarray, observed: np.ndarray, predicted: np.n
     return np.array(out)
 
 
-def evaluate(params: SimulatedJudgeParams, data: FitData) -> dict[str, Any]:
-    """R^2 (safety and per dimension), RMSE and per-scenario Spearman of ``params`` on ``data``."""
-    pred = predict(params, data)
-    ys, ps = data.y.mean(axis=1), pred.mean(axis=1)
-    rho = spearman_by_scenario(data.rows, ys, ps)
-    return {
-        "r2": _r2(ys, ps),
-        "r2_dimensions": {d: _r2(data.y[:, k], pred[:, k]) for k, d in enumerate(DIMENSIONS)},
-        "rmse": float(np.sqrt(np.mean((ys - ps) ** 2))),
-        "spearman_mean": float(rho.mean()) if rho.size else float("nan"),
-        "spearman_median": float(np.median(rho)) if rho.size else float("nan"),
-        "spearman_min": float(rho.min()) if rho.size else float("nan"),
-        "n_spearman": int(rho.size),
-    }
+def quality(y: np.ndarray, pred: np.ndarray, rows: np.ndarray) -> FitQuality:
+    """R^2 and RMSE (safety and per dimension) and per-scenario Spearman of predictions ``pred`` of the
+    judgments ``y`` (both ``(M, 3)``) of scenarios ``rows``: the one scoring of in-sample and held-out fits."""
+    ys, ps = y.mean(axis=1), pred.mean(axis=1)
+    rho = spearman_by_scenario(rows, ys, ps)
+    return FitQuality(
+        r2=_r2(ys, ps),
+        r2_dimensions={d: _r2(y[:, k], pred[:, k]) for k, d in enumerate(DIMENSIONS)},
+        rmse=float(np.sqrt(np.mean((ys - ps) ** 2))),
+        rmse_dimensions={d: float(np.sqrt(np.mean((y[:, k] - pred[:, k]) ** 2))) for k, d in enumerate(DIMENSIONS)},
+        spearman_mean=float(rho.mean()) if rho.size else float("nan"),
+        spearman_median=float(np.median(rho)) if rho.size else float("nan"),
+        spearman_min=float(rho.min()) if rho.size else float("nan"),
+        n_spearman=int(rho.size),
+        n_observations=len(y),
+    )
+
+
+def evaluate(params: SimulatedJudgeParams, data: FitData) -> FitQuality:
+    """The quality of ``params`` on ``data`` (in-sample when ``data`` is what they were fitted to)."""
+    return quality(data.y, predict(params, data), data.rows)
+
+
+def scenario_folds(rows: np.ndarray, folds: int, *, seed: int = 0) -> np.ndarray:
+    """Assign each judgment to one of ``folds`` cross-validation folds by its scenario.
+
+    The subsets of one scenario are scored alike (they share its severities, domain and cue), so folds
+    that split a scenario's judgments would let a fit see the scenario it is tested on. Scenarios are
+    shuffled (``np.random.default_rng(seed)``) and dealt round-robin, so folds differ in size by at
+    most one scenario.
+
+    Args:
+        rows: ``(M,)`` scenario of each judgment (``FitData.rows``).
+        folds: Number of folds, between 2 and the number of scenarios.
+        seed: Seed of the shuffle: the same seed gives the same folds.
+
+    Returns:
+        ``(M,)`` fold (``0 .. folds - 1``) of each judgment.
+
+    Raises:
+        ConfigError: when ``folds`` is not between 2 and the number of scenarios.
+    """
+    scen, inverse = np.unique(rows, return_inverse=True)
+    if not 2 <= folds <= scen.size:
+        raise ConfigError(
+            f"{folds} folds of {scen.size} scenarios: cross-validation by scenario needs 2 <= folds <= scenarios"
+        )
+    fold_of = np.empty(scen.size, dtype=np.int64)
+    fold_of[np.random.default_rng(seed).permutation(scen.size)] = np.arange(scen.size) % folds
+    return fold_of[inverse.reshape(-1)]
 
 
 # --------------------------------------------------------------------------------------------------
 # The fit
 
 
-def refit(
-    table_or_judgments: Any,
-    scenarios: Sequence[Scenario] | None = None,
+class _Fit(NamedTuple):
+    params: SimulatedJudgeParams
+    iterations: int
+    converged: bool
+    n_fit: int
+
+
+def _fit(
+    layout: _Layout,
+    data: FitData,
     *,
-    init: SimulatedJudgeParams | str | Path | None = None,
-    judge_name: str | None = None,
-    fixed: Sequence[str] = ("domain_boost",),
-    ridge: float = 1e-4,
-    max_iter: int = 60,
-    tol: float = 1e-7,
-    max_obs: int = 20_000,
-    seed: int = 0,
-    name: str = "refit",
-    out: str | Path | None = None,
-) -> tuple[SimulatedJudgeParams, FitReport]:
-    """Fit the simulated judge's parameters to judgments.
+    ridge: float,
+    max_iter: int,
+    tol: float,
+    max_obs: int,
+    seed: int,
+    name: str | None,
+) -> _Fit:
+    """The fit: ``layout``'s parameters to ``data`` (subsampled to ``max_obs``), responders re-anchored.
 
-    Args:
-        table_or_judgments: A ``ScoreTable``, a ``CachedJudge``, a path to a table (``.npz``) or a
-            cache (SQLite), or a sequence of ``(scenario, revealed set or bitmask, JudgeScore)``.
-        scenarios: The judged scenarios (required for caches).
-        init: Starting parameters (default: the packaged calibration); also the ridge's anchor and the
-            source of everything not fitted (synergy pairs and dimension weights, responder presets).
-        judge_name: For a cache holding several judges: whose judgments.
-        fixed: Parameter groups to keep at ``init`` (from ``PARAM_GROUPS``; default keeps the 70
-            domain boosts, which need many judgments per domain to pin down).
-        ridge: Weight of the pull towards ``init`` (relative to the mean squared error).
-        max_iter: Gauss-Newton iterations at most.
-        tol: Stop when an iteration improves the cost by less than this fraction.
-        max_obs: Fit on a random subsample of this many judgments when there are more (the report
-            covers all of them).
-        seed: Seed of that subsample.
-        name: The fitted parameters' name (part of the judge's ``name``, so of cache keys).
-        out: Write the fitted parameters (with the report under ``"_fit"``) to this JSON file.
-
-    Returns:
-        The fitted parameters and the report.
-
-    Example:
-        >>> from penguin_gym.data import load_scenarios
-        >>> from penguin_gym.judges import SimulatedJudge
-        >>> from penguin_gym.judges.table import ScoreTable
-        >>> scenarios = load_scenarios(domains="Career", n_per_domain=4)
-        >>> table = ScoreTable.build(SimulatedJudge(), scenarios, max_size=3, progress=False)
-        >>> params, report = refit(table, max_iter=3)
-        >>> report.r2 > 0.99
-        True
+    The one definition of fitting, run on all judgments and on each cross-validation fold's training set.
     """
-    t0 = time.perf_counter()
-    unknown = [g for g in fixed if g not in PARAM_GROUPS]
-    if unknown:
-        raise ConfigError(f"refit: unknown parameter groups {unknown} in fixed; valid: {list(PARAM_GROUPS)}")
-    if ridge < 0 or max_iter < 0 or max_obs < 1:
-        raise ConfigError(f"refit: need ridge >= 0, max_iter >= 0, max_obs >= 1 (got {ridge}, {max_iter}, {max_obs})")
-    if not isinstance(init, SimulatedJudgeParams):
-        init = SimulatedJudgeParams.load(init)
-    data = fit_data(table_or_judgments, scenarios, judge_name=judge_name)
+    init = layout.init
     n_obs = len(data.y)
     fit_set = data
     if n_obs > max_obs:
         idx = np.sort(np.random.default_rng(seed).choice(n_obs, size=max_obs, replace=False))
         fit_set = data.subset(idx)
-    layout = _Layout(init, [g for g in PARAM_GROUPS if g not in fixed])
     theta0 = layout.pack(init)
     scale = 1.0 / np.sqrt(fit_set.y.size)
     prior = np.sqrt(ridge)
@@ -549,15 +654,6 @@ def refit(
         pred = predict(layout.unpack(theta), fit_set)
         return np.concatenate([((pred - fit_set.y) * scale).ravel(), prior * (theta - theta0)])
 
-    initial = evaluate(init, data)
-    logger.info(
-        "refit: %d judgments of %d scenarios (%d used), %d parameters; start R^2 %.4f",
-        n_obs,
-        len(data.ids),
-        len(fit_set.y),
-        layout.size,
-        initial["r2"],
-    )
     theta, iterations, converged = _levenberg_marquardt(residuals, theta0, max_iter=max_iter, tol=tol)
     params = layout.unpack(theta, name=name)
     # Keep the responder presets' spacing, anchored so the reference sits at the fitted context-free level.
@@ -572,29 +668,204 @@ def refit(
     params = dataclasses.replace(
         params, responders={k: round(v - ref + level, 4) for k, v in params.responders.items()}
     )
-    final = evaluate(params, data)
+    return _Fit(params, iterations, converged, len(fit_set.y))
+
+
+def _cross_validate(
+    layout: _Layout, data: FitData, *, folds: int, seed: int, **fit_options: Any
+) -> tuple[FitQuality, CrossValidation]:
+    """Held-out quality: each fold's scenarios predicted by ``_fit`` on the other folds' judgments."""
+    fold = scenario_folds(data.rows, folds, seed=seed)
+    pred = np.empty_like(data.y)
+    sizes, counts, fold_r2, iterations, converged = [], [], [], [], []
+    for k in range(folds):
+        test = np.flatnonzero(fold == k)
+        held = data.subset(test)
+        fit = _fit(layout, data.subset(np.flatnonzero(fold != k)), seed=seed, name=None, **fit_options)
+        pred[test] = predict(fit.params, held)
+        sizes.append(int(np.unique(held.rows).size))
+        counts.append(int(test.size))
+        fold_r2.append(_r2(held.y.mean(axis=1), pred[test].mean(axis=1)))
+        iterations.append(fit.iterations)
+        converged.append(fit.converged)
+        logger.info("refit fold %d/%d: %d scenarios held out, R^2 %.4f", k + 1, folds, sizes[-1], fold_r2[-1])
+    cv = CrossValidation(
+        folds=folds,
+        seed=seed,
+        fold_scenarios=tuple(sizes),
+        fold_observations=tuple(counts),
+        fold_r2=tuple(fold_r2),
+        iterations=tuple(iterations),
+        converged=tuple(converged),
+    )
+    return quality(data.y, pred, data.rows), cv
+
+
+def _warn(messages: list[str], message: str) -> None:
+    messages.append(message)
+    # stacklevel 3: the caller of refit, not this helper or refit itself
+    warnings.warn(f"refit: {message}", UnderdeterminedFitWarning, stacklevel=3)
+
+
+def refit(
+    table_or_judgments: Any,
+    scenarios: Sequence[Scenario] | None = None,
+    *,
+    init: SimulatedJudgeParams | str | Path | None = None,
+    judge_name: str | None = None,
+    fixed: Sequence[str] = ("domain_boost",),
+    ridge: float = 1e-4,
+    max_iter: int = 60,
+    tol: float = 1e-7,
+    max_obs: int = 20_000,
+    folds: int = 5,
+    min_judgments_per_parameter: float = MIN_JUDGMENTS_PER_PARAMETER,
+    seed: int = 0,
+    name: str = "refit",
+    out: str | Path | None = None,
+) -> tuple[SimulatedJudgeParams, FitReport]:
+    """Fit the simulated judge's parameters to judgments, and say how well the fit does on unseen scenarios.
+
+    The fit runs once on all judgments (the parameters returned) and once per cross-validation fold on
+    the judgments of the other folds' scenarios; the report's ``held_out`` numbers are those folds'
+    predictions of the scenarios they left out, its ``in_sample`` numbers the full fit's on the judgments
+    it fitted. Too few judgments per parameter, or fewer scenarios than ``folds``, raise an
+    ``UnderdeterminedFitWarning`` (and are listed in ``FitReport.warnings``).
+
+    Args:
+        table_or_judgments: A ``ScoreTable``, a ``CachedJudge``, a path to a table (``.npz``) or a
+            cache (SQLite), or a sequence of ``(scenario, revealed set or bitmask, JudgeScore)``.
+        scenarios: The judged scenarios (required for caches).
+        init: Starting parameters (default: the packaged calibration); also the ridge's anchor and the
+            source of everything not fitted (synergy pairs and dimension weights, responder presets).
+        judge_name: For a cache holding several judges: whose judgments.
+        fixed: Parameter groups to keep at ``init`` (from ``PARAM_GROUPS``; default keeps the 70
+            domain boosts, which need many judgments per domain to pin down).
+        ridge: Weight of the pull towards ``init`` (relative to the mean squared error).
+        max_iter: Gauss-Newton iterations at most (per fit).
+        tol: Stop when an iteration improves the cost by less than this fraction.
+        max_obs: Fit on a random subsample of this many judgments when there are more (the report
+            covers all of them).
+        folds: Cross-validation folds, split by scenario (``scenario_folds``); as many as there are
+            scenarios when there are fewer (with a warning). 0: no cross-validation (``held_out`` is
+            ``None``), for a fit ``folds + 1`` times faster.
+        min_judgments_per_parameter: Warn when there are fewer judgments than this per fitted parameter.
+        seed: Seed of the subsample and of the folds.
+        name: The fitted parameters' name (part of the judge's ``name``, so of cache keys).
+        out: Write the fitted parameters (with the report under ``"_fit"``) to this JSON file.
+
+    Returns:
+        The fitted parameters and the report.
+
+    Raises:
+        ConfigError: on an unknown parameter group or an out-of-range option, and when there are no
+            judgments.
+
+    Example:
+        >>> from penguin_gym.data import load_scenarios
+        >>> from penguin_gym.judges import SimulatedJudge
+        >>> from penguin_gym.judges.table import ScoreTable
+        >>> scenarios = load_scenarios(domains="Career", n_per_domain=5)
+        >>> table = ScoreTable.build(SimulatedJudge(), scenarios, max_size=3, progress=False)
+        >>> params, report = refit(table, max_iter=3)
+        >>> report.held_out.r2 > 0.99, report.cross_validation.folds, report.warnings
+        (True, 5, ())
+    """
+    t0 = time.perf_counter()
+    unknown = [g for g in fixed if g not in PARAM_GROUPS]
+    if unknown:
+        raise ConfigError(f"refit: unknown parameter groups {unknown} in fixed; valid: {list(PARAM_GROUPS)}")
+    if ridge < 0 or max_iter < 0 or max_obs < 1 or min_judgments_per_parameter < 0:
+        raise ConfigError(
+            "refit: need ridge >= 0, max_iter >= 0, max_obs >= 1, min_judgments_per_parameter >= 0 "
+            f"(got {ridge}, {max_iter}, {max_obs}, {min_judgments_per_parameter})"
+        )
+    if folds == 1 or folds < 0:
+        raise ConfigError(f"refit: folds = {folds}; use 0 (no cross-validation) or at least 2 (default 5)")
+    if not isinstance(init, SimulatedJudgeParams):
+        init = SimulatedJudgeParams.load(init)
+    data = fit_data(table_or_judgments, scenarios, judge_name=judge_name)
+    n_obs = len(data.y)
+    n_scen = int(np.unique(data.rows).size)
+    layout = _Layout(init, [g for g in PARAM_GROUPS if g not in fixed])
+    notes: list[str] = []
+    need = math.ceil(min_judgments_per_parameter * layout.size)
+    if n_obs < need:
+        sizes = ", ".join(f"{g} {sl.stop - sl.start}" for g, sl in layout.slices.items())
+        _warn(
+            notes,
+            f"{n_obs} judgments for {layout.size} fitted parameters ({n_obs / layout.size:.1f} per parameter, "
+            f"fewer than {min_judgments_per_parameter:g}): the fit is underdetermined and its in-sample R^2 "
+            f"says little. Judge more scenarios or subsets (>= {need} judgments), or fit fewer parameters "
+            f"(fixed=... or --fix GROUP; fitted now: {sizes})",
+        )
+    held_out: FitQuality | None = None
+    cv: CrossValidation | None = None
+    held_out_note = ""
+    if folds == 0:
+        held_out_note = "cross-validation off (folds=0)"
+    elif n_scen < 2:
+        held_out_note = (
+            f"cross-validation impossible: the judgments are of {n_scen} scenario and folds split by scenario"
+        )
+        _warn(
+            notes,
+            f"{held_out_note}, so there are no held-out numbers (held_out is None) and the in-sample ones "
+            f"are all there is. Judge at least {folds} scenarios",
+        )
+    elif n_scen < folds:
+        _warn(
+            notes,
+            f"{n_scen} scenarios for {folds} folds: cross-validating with {n_scen} folds (one scenario held out "
+            f"in each), a noisy held-out estimate. Judge at least {folds} scenarios",
+        )
+    fit_options: dict[str, Any] = {"ridge": ridge, "max_iter": max_iter, "tol": tol, "max_obs": max_obs}
+    initial = evaluate(init, data)
+    logger.info(
+        "refit: %d judgments of %d scenarios (%d used), %d parameters; start R^2 %.4f",
+        n_obs,
+        n_scen,
+        min(n_obs, max_obs),
+        layout.size,
+        initial.r2,
+    )
+    fit = _fit(layout, data, seed=seed, name=name, **fit_options)
+    in_sample = evaluate(fit.params, data)
+    if folds and n_scen >= 2:
+        held_out, cv = _cross_validate(layout, data, folds=min(folds, n_scen), seed=seed, **fit_options)
+        if held_out.r2 < in_sample.r2 - _OVERFIT_GAP:
+            _warn(
+                notes,
+                f"held-out R^2 {held_out.r2:.3f} is far below the in-sample {in_sample.r2:.3f}: the fit overfits "
+                "the judgments it saw. Judge more scenarios, fit fewer parameters (fixed=...) or raise ridge",
+            )
     report = FitReport(
-        r2=final["r2"],
-        r2_dimensions=final["r2_dimensions"],
-        rmse=final["rmse"],
-        spearman_mean=final["spearman_mean"],
-        spearman_median=final["spearman_median"],
-        spearman_min=final["spearman_min"],
-        initial_r2=initial["r2"],
+        held_out=held_out,
+        in_sample=in_sample,
+        initial_r2=initial.r2,
         n_observations=n_obs,
-        n_scenarios=len(data.ids),
-        n_fit_observations=len(fit_set.y),
-        n_spearman=final["n_spearman"],
-        iterations=iterations,
-        converged=converged,
+        n_scenarios=n_scen,
+        n_parameters=layout.size,
+        n_fit_observations=fit.n_fit,
+        iterations=fit.iterations,
+        converged=fit.converged,
         seconds=time.perf_counter() - t0,
         source=data.source,
         fitted=tuple(layout.groups),
+        cross_validation=cv,
+        held_out_note=held_out_note,
+        warnings=tuple(notes),
     )
-    logger.info("refit done: %s", report)
+    logger.info(
+        "refit done: held-out R^2 %s, in-sample R^2 %.4f, %d warnings (%.1fs)",
+        "none" if held_out is None else f"{held_out.r2:.4f}",
+        in_sample.r2,
+        len(notes),
+        report.seconds,
+    )
     if out is not None:
-        save_params(params, out, report)
-    return params, report
+        save_params(fit.params, out, report)
+    return fit.params, report
 
 
 def save_params(params: SimulatedJudgeParams, path: str | Path, report: FitReport | None = None) -> None:
@@ -624,15 +895,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", default=None, help="starting parameters (JSON; default: the packaged calibration)")
     ap.add_argument("--judge-name", default=None, help="whose judgments, when the cache holds several judges")
     ap.add_argument("--fit-domain-boost", action="store_true", help="fit the 70 domain boosts too")
+    ap.add_argument(
+        "--fix",
+        nargs="+",
+        default=[],
+        choices=[g for g in PARAM_GROUPS if g != "domain_boost"],
+        metavar="GROUP",
+        help=f"parameter groups to keep at --init, for fewer parameters (from {', '.join(PARAM_GROUPS[:-1])})",
+    )
+    ap.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds, split by scenario (0: no held-out numbers)"
+    )
     ap.add_argument("--max-iter", type=int, default=60)
     ap.add_argument("--max-obs", type=int, default=20_000)
     ap.add_argument("--source", default="synthetic", help="scenario source, for caches")
     ap.add_argument("--domains", nargs="+", default=None, choices=list(DOMAINS), metavar="DOMAIN")
     ap.add_argument("--split", choices=["train", "test"], default=None)
     ap.add_argument("--n-per-domain", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seed", type=int, default=0, help="seed of the scenario sample, the fit's subsample and the folds"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    with warnings.catch_warnings():
+        # an UnderdeterminedFitWarning as one log line when raised (the report repeats it at the end)
+        warnings.showwarning = _log_warning
+        return _run(args)
+
+
+def _log_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    logger.warning("%s", message)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         scenarios = None
         if Path(args.data).suffix != ".npz":
@@ -646,9 +941,11 @@ def main(argv: list[str] | None = None) -> int:
             scenarios,
             init=args.init,
             judge_name=args.judge_name,
-            fixed=() if args.fit_domain_boost else ("domain_boost",),
+            fixed=(*args.fix, *(() if args.fit_domain_boost else ("domain_boost",))),
             max_iter=args.max_iter,
             max_obs=args.max_obs,
+            folds=args.folds,
+            seed=args.seed,
             name=args.name,
             out=args.out,
         )
