@@ -329,7 +329,8 @@ def parse_judge_output(text: str, *, strict_total: bool = False, require_total: 
     if total is None:
         if require_total:
             raise JudgeParseError(f"no 'Comprehensive Score: XX/15' line; reply begins {_preview(text)}")
-        notes.append("no comprehensive score")
+        if obj is None:  # the JSON format has no total
+            notes.append("no comprehensive score")
     elif parsed.total_mismatch:
         a, b, c = (scores[d] for d in DIMENSIONS)
         why = (
