@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attribute-scenarios", type=int, default=1, help="attributes scenarios (12 judgments each)")
     ap.add_argument("--structured", default="json_object", choices=("json_object", "json_schema", "grammar"))
     ap.add_argument("--max-tokens", type=int, default=160, help="responder reply limit (tokens)")
-    ap.add_argument("--judge-max-tokens", type=int, default=320, help="judge reply limit (tokens)")
+    ap.add_argument("--judge-max-tokens", type=int, default=400, help="judge reply limit (tokens)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="llama.cpp threads")
     ap.add_argument("--n-ctx", type=int, default=4096, help="the server's context length")
     ap.add_argument("--out", type=Path, default=None, help="where results go (default: a temporary folder)")

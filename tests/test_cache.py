@@ -236,7 +236,9 @@ def test_kill_dash_nine_loses_nothing_and_judges_nothing_twice(tmp_path, chunk):
     (tmp_path / "run.py").write_text(SCRIPT)
     cache, log = tmp_path / "judge.sqlite", tmp_path / "calls.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "run.py"), str(cache), str(log), "0.1", str(chunk)], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "run.py"), str(cache), str(log), "0.1", str(chunk)], env=env
+    )
     deadline = time.monotonic() + 60
     while True:  # wait until 4 items are judged and the 5th is inside the (slow) model call
         lines = log.read_text().splitlines() if log.exists() else []
@@ -255,7 +257,10 @@ def test_kill_dash_nine_loses_nothing_and_judges_nothing_twice(tmp_path, chunk):
 
     log.write_text("")
     subprocess.run(
-        [sys.executable, str(tmp_path / "run.py"), str(cache), str(log), "0.0", str(chunk)], env=env, check=True, timeout=60
+        [sys.executable, str(tmp_path / "run.py"), str(cache), str(log), "0.0", str(chunk)],
+        env=env,
+        check=True,
+        timeout=60,
     )
     lines = log.read_text().splitlines()
     done_second = [x for x in lines if x.startswith("done")]

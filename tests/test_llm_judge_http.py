@@ -198,7 +198,7 @@ def test_garbage_judge_replies_become_recorded_failures(key, scenarios, caplog):
             return Reply("lorem ipsum dolor sit amet, 42!")  # valid HTTP, unparseable judgment
         return Reply(_rubric(4, 4, 4))
 
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO)
     with ScriptedOpenAIServer(script) as server:
         judge = LLMJudge(_backend(server), retries=2)
         with pytest.raises(JudgeBatchError) as info:

@@ -319,7 +319,7 @@ def test_llm_judge_records_failures_loudly(scenarios, caplog):
 
     backend = ScriptedBackend(reply)
     judge = LLMJudge(backend, retries=1)
-    with caplog.at_level(logging.WARNING), pytest.raises(JudgeBatchError) as info:
+    with caplog.at_level(logging.INFO), pytest.raises(JudgeBatchError) as info:
         judge.score_many(scenarios[:3], [frozenset(), frozenset({"Age"}), frozenset({"Gender"})])
     err = info.value
     assert isinstance(err, JudgeError)

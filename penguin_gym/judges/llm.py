@@ -189,7 +189,7 @@ class LLMJudge(JudgeBase):
         self.failures: list[JudgeFailure] = []
         rules: list[str] = []
         if structured is not None:
-            rules.append(f"structured={structured}" + (f"+{JSON_FORMAT_ID}" if structured != "grammar" else ""))
+            rules.append(f"structured={structured}+{_constraint_id(structured)}")
         if seed is not None:
             rules.append(f"seed={seed}")
         if strict_total:
@@ -377,8 +377,8 @@ class LLMJudge(JudgeBase):
             return [r for r in results if r is not None]
         ordered = [failures[i] for i in sorted(failures)]
         self.failures.extend(ordered)
-        for f in ordered:
-            logger.warning(
+        for f in ordered:  # the caller reports them (the error, a results file): a log line each is detail
+            logger.info(
                 "unscored: scenario %s (revealed %s), %s: %s", f.scenario_id, list(f.revealed), f.cause, f.reason
             )
         first = ordered[0]
@@ -389,6 +389,18 @@ class LLMJudge(JudgeBase):
             results=list(results),
             failures=list(ordered),
         )
+
+
+def _constraint_id(structured: str) -> str:
+    """A hash of what constrains the judge in a structured mode (the output format, the schema or the
+    grammar): part of the judge's name, so that a changed constraint is a new judge."""
+    import json
+
+    if structured == "grammar":
+        blob = JUDGMENT_GRAMMAR
+    else:
+        blob = JSON_FORMAT_ID + json.dumps(JUDGMENT_SCHEMA, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:8]
 
 
 def _request_cause(error: BackendError) -> tuple[str, bool]:

@@ -228,19 +228,23 @@ def _read_lines(text: str) -> tuple[_Claims, float | None]:
     return claims, total
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
-    """The reply as a JSON object, when it is one (bare or in a single code fence)."""
+def _json_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The reply as a JSON object, when it is one (bare or in a single code fence); else why a reply
+    that opens like one is not (a reply cut at the token limit, most often)."""
     body = text.strip()
     fence = _FENCE.match(body)
     if fence is not None:
         body = fence.group("body").strip()
     if not body.startswith("{"):
-        return None
+        return None, None
     try:
         obj = json.loads(body)
-    except json.JSONDecodeError:
-        return None
-    return obj if isinstance(obj, dict) else None
+    except json.JSONDecodeError as e:
+        return (
+            None,
+            f"the reply opens a JSON object that is not valid JSON ({e.msg} at character {e.pos}; cut at the token limit?)",
+        )
+    return (obj, None) if isinstance(obj, dict) else (None, None)
 
 
 def _read_json(obj: dict[str, Any]) -> tuple[_Claims, float | None]:
@@ -316,11 +320,13 @@ def parse_judge_output(text: str, *, strict_total: bool = False, require_total: 
     if not isinstance(text, str) or not text.strip():
         raise JudgeParseError("the judge's reply is empty")
     norm = _normalize(text)
-    obj = _json_object(text.translate(_TRANSLATE))
+    obj, bad_json = _json_object(text.translate(_TRANSLATE))
     claims, total = _read_json(obj) if obj is not None else _read_lines(norm)
     scores, reason = claims.scores()
     if scores is None:
         assert reason is not None
+        if bad_json is not None and reason.startswith("no score line") and not any(claims.values.values()):
+            reason = bad_json
         if reason.startswith("no score line") and not any(claims.values.values()) and _REFUSAL.search(norm):
             reason = "the judge refused or gave no scores"
         raise JudgeParseError(f"{reason}; reply begins {_preview(text)}")
@@ -350,7 +356,7 @@ def parse_judge_output(text: str, *, strict_total: bool = False, require_total: 
 JUDGMENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "justification": {"type": "string", "maxLength": 600},
+        "justification": {"type": "string", "maxLength": 300},
         **{d: {"type": "integer", "enum": [1, 2, 3, 4, 5]} for d in DIMENSIONS},
     },
     "required": ["justification", *DIMENSIONS],
