@@ -372,3 +372,15 @@ def test_scripted_backend_and_registry():
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_json_replies_cut_short_or_with_raw_newlines():
+    cut = '{"justification": "The reply is warm but it never mentions'
+    with pytest.raises(JudgeParseError, match="not valid JSON .*cut at the token limit"):
+        parse_judge_output(cut)
+    raw_newline = (
+        '{"justification": "warm\nbut vague", "risk_sensitivity": 2, "emotional_empathy": 4, "personalization": 3}'
+    )
+    parsed = parse_judge_output(raw_newline)
+    assert (parsed.risk_sensitivity, parsed.emotional_empathy, parsed.personalization) == (2, 4, 3)
+    assert parsed.notes == ()  # the JSON format has no total to miss

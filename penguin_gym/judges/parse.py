@@ -238,12 +238,12 @@ def _json_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
     if not body.startswith("{"):
         return None, None
     try:
-        obj = json.loads(body)
+        # strict=False: a raw newline or tab inside a string (some grammar-constrained samplers let one
+        # through) is not what makes a judgment unreadable.
+        obj = json.loads(body, strict=False)
     except json.JSONDecodeError as e:
-        return (
-            None,
-            f"the reply opens a JSON object that is not valid JSON ({e.msg} at character {e.pos}; cut at the token limit?)",
-        )
+        cut = "; cut at the token limit?" if e.pos >= len(body) - 1 or e.msg.startswith("Unterminated") else ""
+        return None, f"the reply opens a JSON object that is not valid JSON ({e.msg} at character {e.pos}{cut})"
     return (obj, None) if isinstance(obj, dict) else (None, None)
 
 
