@@ -113,14 +113,15 @@ def _run(name: str, argv: list[str], out: Path) -> dict[str, Any]:
     wall = time.perf_counter() - started
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    # The command's last words, without its tables' box drawing.
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip() and ln.lstrip()[0] not in "┏┃┡│└┌├╭╰"]
     return {
         "step": name,
         "argv": argv,
         "status": proc.returncode,
         "wall_s": round(wall, 1),
         "summary": summary,
-        "tail": lines[-4:],
+        "tail": lines[-2:],
     }
 
 
