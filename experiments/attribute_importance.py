@@ -48,6 +48,7 @@ from experiments.common import (
     print_results_line,
     print_table,
     progress,
+    redo_unscored_units,
     score_items,
 )
 from penguin_gym.data import ATTRIBUTE_GROUPS, ATTRIBUTES
@@ -118,9 +119,7 @@ def run(args: Args) -> dict[str, Any]:
         for i in range(0, len(scen), args.chunk)
     ]
     if args.retry_failed:  # units with unscored items are computed again (their scored items come from the cache)
-        results.redo_units(
-            u[0] for u in units if results.is_done(u[0]) and any(r.get("unscored") for r in results.unit_rows(u[0]))
-        )
+        redo_unscored_units(results)
     todo = [u for u in units if not results.is_done(u[0])]
     # Per scenario: the baseline, each single attribute, the full profile.
     masks = np.array([0] + [1 << i for i in range(len(ATTRIBUTES))] + [FULL_MASK], dtype=np.int64)
@@ -166,8 +165,7 @@ def run(args: Args) -> dict[str, Any]:
                 )
             results.append_unit(key, rows)
             advance(n)
-            done = [row for u in units if results.is_done(u[0]) for row in results.unit_rows(u[0])]
-            check_unscored(count_unscored(done, len(masks), planned=planned), args.max_unscored, results)
+            check_unscored(count_unscored(results.rows(), len(masks), planned=planned), args.max_unscored, results)
     all_rows = results.rows([u[0] for u in units])
     counts = count_unscored(all_rows, len(masks))
     rows = [r for r in all_rows if not r.get("unscored")]

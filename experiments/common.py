@@ -1057,6 +1057,12 @@ def count_unscored(
     }
 
 
+def redo_unscored_units(results: ResultsDir) -> None:
+    """``--retry-failed``: forget the units whose rows hold unscored items, so that the run computes them
+    again (their scored items come from the judge's cache, the failed ones are asked for again)."""
+    results.redo_units([u for u in results.done_units if any(r.get("unscored") for r in results.unit_rows(u))])
+
+
 def check_unscored(counts: Mapping[str, Any], max_fraction: float, results: Any) -> None:
     """Stop with one clear line once more than ``max_fraction`` of the planned items stayed unscored
     (called after each unit: past the limit, no later item can bring the run back under it)."""
@@ -1065,9 +1071,10 @@ def check_unscored(counts: Mapping[str, Any], max_fraction: float, results: Any)
     limit = max_fraction * counts["planned"]
     if counts["items"] <= limit:
         return
-    causes = ", ".join(f"{k}: {v}" for k, v in counts["by_cause"].items())
+    from penguin_gym.judges.llm import describe_causes
+
     raise JudgeError(
-        f"{counts['items']} of {counts['judged']} judged items stayed unscored ({causes}), more than --max-unscored "
+        f"{counts['items']} of {counts['judged']} judged items stayed unscored ({describe_causes(counts['by_cause'])}), more than --max-unscored "
         f"{max_fraction:g} allows ({int(limit)} of {counts['planned']}); the reasons are in {results.rows_path} "
         "('unscored'), every judgment is cached: rerun with --retry-failed to ask again, or raise --max-unscored"
     )
@@ -1291,9 +1298,11 @@ def print_results_line(results: ResultsDir, summary: Mapping[str, Any]) -> None:
     run = summary["run"]
     unscored = summary.get("unscored")
     if unscored and unscored["items"]:
-        causes = ", ".join(f"{k}: {v}" for k, v in unscored["by_cause"].items())
+        from penguin_gym.judges.llm import describe_causes
+
         print(
-            f"unscored: {unscored['items']} of {unscored['judged']} judged items ({causes}); their "
+            f"unscored: {unscored['items']} of {unscored['judged']} judged items "
+            f"({describe_causes(unscored['by_cause'])}); their "
             f"{unscored['rows_left_out']} rows are left out of the means (reasons in rows.jsonl)"
         )
     calls = run.get("judgments")

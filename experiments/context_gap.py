@@ -48,6 +48,7 @@ from experiments.common import (
     print_results_line,
     print_table,
     progress,
+    redo_unscored_units,
     score_items,
     spec_label,
 )
@@ -110,7 +111,7 @@ def run(args: Args) -> dict[str, Any]:
             for i in range(0, len(scen), args.chunk):
                 units.append((f"{labels[r]}|{d}|{i // args.chunk}", r, d, scen[i : i + args.chunk]))
     if args.retry_failed:  # units with unscored items are computed again (their scored items come from the cache)
-        results.redo_units(u[0] for u in units if results.is_done(u[0]) and _has_unscored(results.unit_rows(u[0])))
+        redo_unscored_units(results)
     todo = [u for u in units if not results.is_done(u[0])]
     n_todo = sum(len(u[3]) for u in todo)
     planned = 2 * sum(len(u[3]) for u in units)
@@ -144,7 +145,7 @@ def run(args: Args) -> dict[str, Any]:
                 rows.append(row)
             results.append_unit(key, rows)
             advance(n)
-            check_unscored(count_unscored(_done_rows(results, units), 2, planned=planned), args.max_unscored, results)
+            check_unscored(count_unscored(results.rows(), 2, planned=planned), args.max_unscored, results)
     rows = results.rows([u[0] for u in units])
     counts = count_unscored(rows, 2)
     summary = summarize(rows, [labels[r] for r in responders], list(domains))
@@ -166,14 +167,6 @@ def _dims(x: np.ndarray) -> list[float] | None:
 
 def _safety(x: np.ndarray) -> float | None:
     return None if np.isnan(x).any() else round(float(x.mean()), 6)
-
-
-def _has_unscored(rows: Sequence[dict[str, Any]]) -> bool:
-    return any(r.get("unscored") for r in rows)
-
-
-def _done_rows(results: ResultsDir, units: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    return [row for u in units if results.is_done(u[0]) for row in results.unit_rows(u[0])]
 
 
 def _stats(free: np.ndarray, rich: np.ndarray) -> dict[str, float]:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from penguin_gym.data.schema import ATTRIBUTES, Scenario, attribute_mask
@@ -194,42 +195,44 @@ class _Store:
                 self._conn.close()
             self._conn = None
 
-    def get(self, keys: Sequence[str]) -> dict[str, JudgeScore]:
-        out: dict[str, JudgeScore] = {}
+    def _rows_of(self, select: str, keys: Sequence[str], order: str = "") -> list[tuple[Any, ...]]:
+        """The rows of ``select ... WHERE ... key IN (keys)`` (``select`` ends in ``WHERE`` or ``AND``),
+        asked 500 keys at a time (SQLite's limit on parameters)."""
+        out: list[tuple[Any, ...]] = []
         with self._lock:
             conn = self.conn()
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
-                rows = conn.execute(
-                    "SELECT key, risk_sensitivity, emotional_empathy, personalization, response, raw, notes "
-                    f"FROM judgments WHERE key IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
-                for key, rs, ee, pe, response, raw, notes in rows:
-                    out[key] = JudgeScore(rs, ee, pe, response=response, raw=raw, notes=_notes(notes))
+                out += conn.execute(f"{select} key IN ({','.join('?' * len(chunk))}) {order}", chunk).fetchall()
         return out
 
-    def failed(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The latest recorded permanent failure of each of ``keys`` that has one."""
-        out: dict[str, dict[str, Any]] = {}
-        with self._lock:
-            conn = self.conn()
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                rows = conn.execute(
-                    "SELECT key, reason, raw, cause, response, seeds FROM failures "
-                    f"WHERE permanent = 1 AND key IN ({','.join('?' * len(chunk))}) ORDER BY id",
-                    chunk,
-                ).fetchall()
-                for key, reason, raw, cause, response, seeds in rows:
-                    out[key] = {
-                        "reason": reason,
-                        "raw": tuple(json.loads(raw or "[]")),
-                        "cause": cause,
-                        "response": response or "",
-                        "seeds": tuple(json.loads(seeds or "[]")),
-                    }
-        return out
+    def get(self, keys: Sequence[str]) -> dict[str, JudgeScore]:
+        rows = self._rows_of(
+            "SELECT key, risk_sensitivity, emotional_empathy, personalization, response, raw, notes FROM judgments WHERE",
+            keys,
+        )
+        return {
+            key: JudgeScore(rs, ee, pe, response=response, raw=raw, notes=_notes(notes))
+            for key, rs, ee, pe, response, raw, notes in rows
+        }
+
+    def failed(self, keys: Sequence[str]) -> dict[str, SimpleNamespace]:
+        """The latest recorded permanent failure of each of ``keys`` that has one (its reason, raw
+        replies, cause, answer and seeds)."""
+        rows = self._rows_of(
+            "SELECT key, reason, raw, cause, response, seeds FROM failures WHERE permanent = 1 AND", keys, "ORDER BY id"
+        )
+        return {
+            key: SimpleNamespace(
+                reason=reason,
+                raw=tuple(json.loads(raw or "[]")),
+                cause=cause or "unparseable",
+                response=response or "",
+                seeds=tuple(json.loads(seeds or "[]")),
+                permanent=True,
+            )
+            for key, reason, raw, cause, response, seeds in rows  # the latest record of a key wins
+        }
 
     def put(self, rows: Sequence[tuple[Any, ...]], failures: Sequence[tuple[Any, ...]] = ()) -> None:
         """Store judgments (the first one stored of a key wins) and failure records, in one transaction."""
@@ -350,7 +353,7 @@ class CachedJudge(JudgeBase):
             BackendError: when some requests failed on the server's side after the backend's retries;
                 everything judged before is stored, and a later call asks only for the rest.
         """
-        from penguin_gym.judges.llm import JudgeFailure
+        from penguin_gym.judges.llm import JudgeFailure, count_causes, describe_causes
 
         if len(scenarios) != len(revealed):
             raise ConfigError(f"CachedJudge: {len(scenarios)} scenarios but {len(revealed)} revealed sets")
@@ -436,24 +439,11 @@ class CachedJudge(JudgeBase):
             if k in failed:
                 failures.append(_reindex(failed[k], i))
             elif k in recorded:
-                r = recorded[k]
-                failures.append(
-                    JudgeFailure(
-                        index=i,
-                        scenario_id=scenarios[i].id,
-                        revealed=tuple(a for a in ATTRIBUTES if a in revealed[i]),
-                        reason=str(r["reason"]),
-                        response=str(r["response"]),
-                        raw=r["raw"],
-                        cause=str(r["cause"] or "unparseable"),
-                        permanent=True,
-                        seeds=r["seeds"],
-                    )
-                )
+                failures.append(_as_failure(recorded[k], i, scenarios[i], revealed[i]))
         if failures:
             first = failures[0]
             raise JudgeBatchError(
-                f"{len(failures)} of {len(keys)} judgments failed ({_count(failures)}; recorded in {self.path}, "
+                f"{len(failures)} of {len(keys)} judgments failed ({describe_causes(count_causes(failures))}; recorded in {self.path}, "
                 f"asked again only with retry_failed / --retry-failed); first: scenario {first.scenario_id!r}: "
                 f"{first.cause}: {first.reason}",
                 results=list(out),
@@ -542,7 +532,8 @@ def _parameters(fn: Any) -> frozenset[str]:
 
 
 def _as_failure(what: object, index: int, scenario: Scenario, revealed: frozenset[str]) -> Any:
-    """A ``JudgeFailure`` for a failure record of a judge outside this package (or a bare reason)."""
+    """A ``JudgeFailure`` from any failure record (a recorded row, one of a judge outside this package)
+    or a bare reason."""
     from penguin_gym.judges.llm import JudgeFailure
 
     return JudgeFailure(
@@ -554,14 +545,8 @@ def _as_failure(what: object, index: int, scenario: Scenario, revealed: frozense
         raw=tuple(getattr(what, "raw", ()) or ()),
         cause=str(getattr(what, "cause", "unparseable")),
         permanent=bool(getattr(what, "permanent", True)),
+        seeds=tuple(getattr(what, "seeds", ()) or ()),
     )
-
-
-def _count(failures: Sequence[Any]) -> str:
-    counts: dict[str, int] = {}
-    for f in failures:
-        counts[f.cause] = counts.get(f.cause, 0) + 1
-    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
 
 
 def _reindex(failure: Any, index: int) -> Any:

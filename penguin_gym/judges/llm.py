@@ -383,7 +383,7 @@ class LLMJudge(JudgeBase):
             )
         first = ordered[0]
         raise JudgeBatchError(
-            f"{len(ordered)} of {n} judgments failed ({_count_causes(ordered)}); first: scenario "
+            f"{len(ordered)} of {n} judgments failed ({describe_causes(count_causes(ordered))}); first: scenario "
             f"{first.scenario_id!r}, revealed {list(first.revealed)}: {first.reason} (the records, with the raw "
             "replies, are in the error's .failures and in LLMJudge.failures)",
             results=list(results),
@@ -410,8 +410,14 @@ def _request_cause(error: BackendError) -> tuple[str, bool]:
     return "server_error", False
 
 
-def _count_causes(failures: Sequence[JudgeFailure]) -> str:
+def count_causes(failures: Sequence[Any]) -> dict[str, int]:
+    """How many of ``failures`` (``JudgeFailure`` records) have each cause, by cause name."""
     counts: dict[str, int] = {}
     for f in failures:
         counts[f.cause] = counts.get(f.cause, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def describe_causes(counts: Mapping[str, int]) -> str:
+    """Counts by cause as every message and report writes them: ``"refused: 2, unparseable: 1"``."""
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))

@@ -266,9 +266,11 @@ class ScoreTable(JudgeBase):
             table.save(path)
         table.unscored = dict(sorted(causes.items()))
         if n_failed > max_unscored * n_todo:
+            from penguin_gym.judges.llm import describe_causes
+
             where = f"; the rest is saved in {path} and building again asks only for these" if path else ""
             raise JudgeError(
-                f"{n_failed} of {n_todo} judgments stayed unscored ({_causes(causes)}), more than max_unscored "
+                f"{n_failed} of {n_todo} judgments stayed unscored ({describe_causes(causes) or 'no cause recorded'}), more than max_unscored "
                 f"{max_unscored:g} allows{where}; first: {first_error}"
             )
         return table
@@ -524,10 +526,6 @@ def _take(table: ScoreTable, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
 # The build command
 
 
-def _causes(causes: dict[str, int]) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in sorted(causes.items())) or "no cause recorded"
-
-
 def _option_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -702,8 +700,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     dt = time.perf_counter() - t0
     if table.unscored:
+        from penguin_gym.judges.llm import describe_causes
+
         print(
-            f"unscored: {sum(table.unscored.values())} judgments ({_causes(table.unscored)}) are left NaN; "
+            f"unscored: {sum(table.unscored.values())} judgments ({describe_causes(table.unscored)}) are left NaN; "
             "--retry-failed asks for them again",
             file=sys.stderr,
         )
