@@ -20,7 +20,8 @@ from penguin_gym.data import penguin, synthetic
 
 
 def _fresh_generate() -> float:
-    synthetic._templates.cache_clear()
+    synthetic.type_rules.cache_clear()
+    synthetic._suffixed.cache_clear()
     synthetic._value_texts.cache_clear()
     t0 = time.perf_counter()
     out = synthetic.generate()

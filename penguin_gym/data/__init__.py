@@ -56,7 +56,8 @@ def load_scenarios(
     """Load scenarios from a source, filtered by domain and split.
 
     Args:
-        source: ``"synthetic"`` (the embedded generator, default), or the published PENGUIN data in any
+        source: ``"synthetic"`` (the embedded generator's current suite, default; ``"synthetic-v0"`` the
+            suite of the v0 env ids, kept for results published with them), or the published PENGUIN data in any
             of its formats (``penguin_gym.data.penguin``): a JSON or JSON Lines file (the Hugging Face
             records, the official generator's ``User_Profile``/``Queries`` output, ``Scenario.to_dict``
             records), a folder of them, a ``datasets`` object or ``save_to_disk`` folder, or a Hugging
@@ -84,11 +85,12 @@ def load_scenarios(
             raise ConfigError(f"unknown domain(s) {unknown}; valid: {list(DOMAINS)}")
     if split not in (None, "train", "test"):
         raise ConfigError(f"split {split!r} must be 'train', 'test' or None")
-    if isinstance(source, str) and source == "synthetic":
-        from penguin_gym.data import synthetic
+    from penguin_gym.data import synthetic
 
+    version = synthetic.suite_version(source)
+    if version is not None:
         n = synthetic.SCENARIOS_PER_DOMAIN if n_per_domain is None else n_per_domain
-        scenarios = synthetic.generate(domains, n, seed)
+        scenarios = synthetic.generate(domains, n, seed, version)
     else:
         from penguin_gym.data import penguin
 

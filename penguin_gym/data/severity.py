@@ -19,10 +19,8 @@ Any object with ``name``, ``missing_severity`` and ``__call__(attribute, texts)`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from functools import cache
-from importlib import resources
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -58,16 +56,13 @@ class LexiconSeverity:
 @cache
 def generator_anchors() -> Mapping[str, tuple[tuple[str, float], ...]]:
     """The embedded generator's value texts with their severities (base of the value + its delta)."""
-    from penguin_gym.data.synthetic import VALUE_SETS
+    from penguin_gym.data.synthetic import VALUE_SETS, _value_texts
 
-    data = json.loads((resources.files("penguin_gym.data") / "values.json").read_text(encoding="utf-8"))
     out: dict[str, tuple[tuple[str, float], ...]] = {}
-    for attr, values in data.items():
+    for attr, values in _value_texts().items():
         base = dict(VALUE_SETS[attr])
         out[attr] = tuple(
-            (str(text), float(min(1.0, max(0.0, base[value] + float(delta)))))
-            for value, variants in values.items()
-            for text, delta in variants
+            (v[0], float(min(1.0, max(0.0, base[value] + v[1])))) for value, variants in values.items() for v in variants
         )
     return out
 
