@@ -60,6 +60,10 @@ COMMANDS: dict[str, Command] = {
         "experiments.play",
         "play one episode yourself: read the query, ask about the user, answer, see the judge's scores",
     ),
+    "check-data": Command(
+        "experiments.check_data",
+        "list the facts a scenario's query states that its user's profile contradicts (0 on the synthetic suite)",
+    ),
     "envs": Command("experiments.cli", "list the env ids with their domains and scenario counts"),
 }
 ALIASES = {
@@ -75,7 +79,7 @@ examples:
   penguin-gym benchmark --agents greedy mcts --domains Health --episodes 200
   penguin-gym context-gap --responders gpt-4o mistral-7b
   penguin-gym attributes --max-scenarios 500 --no-wandb
-  penguin-gym play --env Penguin-Health-v0 --seed 0
+  penguin-gym play --env Penguin-Health-v1 --seed 0
   penguin-gym context-gap --judge llm --responder openai:gpt-4o-mini --judge-model openai:gpt-4o \\
       --cache judgments.sqlite --max-scenarios 50     # the paper's LLM-as-judge method
 
