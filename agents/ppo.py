@@ -64,7 +64,7 @@ class PPOConfig:
     """``MaskablePPO`` hyper-parameters and the training env's options.
 
     The defaults train a policy that reaches about 98-99% of the oracle's net reward on held-out
-    ``Penguin-Health-v0`` scenarios in a few tens of thousands of steps (see
+    ``Penguin-Health-v1`` scenarios in a few tens of thousands of steps (see
     ``benchmarks/ppo_oracle.py``).
 
     Attributes:
@@ -364,7 +364,7 @@ class TrainResult:
 
 
 def train(
-    env_id: str = "Penguin-Health-v0",
+    env_id: str = "Penguin-Health-v1",
     timesteps: int = 100_000,
     seed: int = 0,
     *,

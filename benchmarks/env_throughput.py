@@ -1,4 +1,4 @@
-"""Steps per second of ``Penguin-Health-v0`` against ``CartPole-v1``, both through ``gym.make``.
+"""Steps per second of ``Penguin-Health-v1`` against ``CartPole-v1``, both through ``gym.make``.
 
 Run:
     python -m benchmarks.env_throughput [--steps 200000] [--repeats 5]
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--env", default="Penguin-Health-v0")
+    ap.add_argument("--env", default="Penguin-Health-v1")
     args = ap.parse_args(argv)
 
     penguin = gym.make(args.env)

@@ -9,7 +9,7 @@ static top-3, random-3, answer-now), all as ratios to the same oracle, in one pr
 
 The goal of the PPO issue: 95% of the oracle in under 5 minutes on a 2-core laptop.
 
-Run: ``python -m benchmarks.ppo_oracle [--env-id Penguin-Health-v0] [--timesteps 65536] [--eval-freq 2048] [--seed 0]``.
+Run: ``python -m benchmarks.ppo_oracle [--env-id Penguin-Health-v1] [--timesteps 65536] [--eval-freq 2048] [--seed 0]``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from agents.registry import make_agent
 
 @dataclass(frozen=True)
 class Args:
-    env_id: str = "Penguin-Health-v0"
+    env_id: str = "Penguin-Health-v1"
     timesteps: int = 65_536
     seed: int = 0
     eval_freq: int = 2_048

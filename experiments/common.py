@@ -45,6 +45,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from penguin_gym.error import ConfigError, DataFormatError, DependencyNotInstalled, ResultsLockedError
+from penguin_gym.registration import env_id
 
 #: Bump when the meaning of a results row changes: old folders then no longer match a new run.
 RESULTS_FORMAT = 1
@@ -1609,7 +1610,7 @@ class AgentUnit:
         key: The unit's key in the results folder.
         agent: The ``make_agent`` spec (``"mcts"``, ``"static"``, ...).
         agent_kwargs: Keyword arguments of ``make_agent``.
-        domain: The domain; the env is ``Penguin-<domain>-v0``.
+        domain: The domain; the env is ``Penguin-<domain>-v1``.
         episodes: Episodes (distinct users, drawn with ``seed``), or ``None`` for every user once.
         seed: Seed of the user draw and of the agent; the same for every agent on a domain, so all
             agents meet the same users (common random numbers).
@@ -1766,7 +1767,7 @@ def run_agent_units(
             agent = make_any_agent(u.agent, **dict(u.agent_kwargs))
             res = agents.evaluate(
                 agent,
-                f"Penguin-{u.domain}-v0",
+                env_id(u.domain),
                 episodes=u.episodes,
                 seed=u.seed,
                 split=u.env_kwargs.get("split"),

@@ -38,6 +38,7 @@ from experiments.common import arg, parse_args, print_table
 from penguin_gym.data import DOMAINS
 from penguin_gym.error import ConfigError
 from penguin_gym.model import DEFAULT_QUESTION_COST
+from penguin_gym.registration import env_id as penguin_env_id
 
 PAPER_TABLE2 = {"vanilla": 2.86, "+agent": 3.56, "+planner": 3.77}
 PAPER_QUESTIONS = 2.7
@@ -87,7 +88,7 @@ def table2(args: Args) -> tuple[list[dict[str, Any]], list[str]]:
     planner = MCTSConfig(num_rollouts=args.rollouts)
     rows, failed = [], []
     for domain in args.domains:
-        env_id = f"Penguin-{domain}-v0"
+        env_id = penguin_env_id(domain)
         agents = {
             "vanilla": make_agent("answer-now"),
             "+agent": make_agent("raise-agent"),
@@ -130,7 +131,7 @@ def k3(args: Args) -> tuple[list[dict[str, Any]], list[str]]:
     }
     rows = []
     for name, agent in agents.items():
-        s = evaluate(agent, "Penguin-All-v0", episodes=args.k3_episodes, seed=args.seed, env_kwargs=env_kwargs).summary
+        s = evaluate(agent, "Penguin-All-v1", episodes=args.k3_episodes, seed=args.seed, env_kwargs=env_kwargs).summary
         rows.append(
             {
                 "agent": name,

@@ -3,7 +3,8 @@
 Which facts about a distressed user should an assistant ask before it answers? Each episode is a
 scenario of the PENGUIN benchmark (Wu et al., NeurIPS 2025); the agent asks about attributes or answers,
 and a judge scores the answer's personalized safety. ``import penguin_gym`` registers the env ids
-``Penguin-<Domain>-v0`` and ``Penguin-All-v0``.
+``Penguin-<Domain>-v1`` and ``Penguin-All-v1`` (``ENV_IDS``), and the earlier ``-v0`` ids
+(``LEGACY_ENV_IDS``) so that results published with them reproduce.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from penguin_gym.data import ATTRIBUTES, DOMAINS, Scenario, load_scenarios
 from penguin_gym.env import PenguinEnv
 from penguin_gym.model import ANSWER, NUM_ACTIONS, EpisodeModel, EpisodeState
-from penguin_gym.registration import ENV_IDS, register_envs
+from penguin_gym.registration import ENV_IDS, LEGACY_ENV_IDS, register_envs
 from penguin_gym.vector import PenguinVectorEnv
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "ATTRIBUTES",
     "DOMAINS",
     "ENV_IDS",
+    "LEGACY_ENV_IDS",
     "NUM_ACTIONS",
     "EpisodeModel",
     "EpisodeState",

@@ -235,7 +235,8 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     ## Arguments
     - ``domain``: one of the 7 domains, or ``None``/``"All"`` for all.
-    - ``source``: ``"synthetic"`` (default), or the published PENGUIN data: a JSON/JSONL file (the
+    - ``source``: ``"synthetic"`` (default: the current synthetic suite; ``"synthetic-v0"`` the v0
+      ids' suite), or the published PENGUIN data: a JSON/JSONL file (the
       Hugging Face records, the official generator's output, ``Scenario.to_dict`` records), a folder
       of them, a ``datasets`` ``save_to_disk`` folder, or a Hugging Face dataset id (see
       ``penguin_gym.data.penguin``).
@@ -262,11 +263,16 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
       and scenario names route by the official hierarchy. The default synthetic episodes are unchanged
       (the golden test pins them), and the published data did not load before (the generator's format
       failed, most official names routed wrong), so no result on it exists to keep: the ids stay v0.
+    - v1: synthetic suite v1 (``source="synthetic"``): each scenario type conditions the profile
+      attributes it implies (a cancer diagnosis, a Health Status that names the cancer; a layoff, a
+      profession and economics that show it; a bereaved partner, widowed), queries state no fact their
+      profile contradicts (``penguin_gym.data.coherence``), and scenario ids start ``syn1-``. The v0 ids
+      stay registered with ``source="synthetic-v0"``, which reproduces the v0 episodes exactly.
 
     Example:
         >>> import gymnasium as gym
         >>> import penguin_gym
-        >>> env = gym.make("Penguin-Health-v0")
+        >>> env = gym.make("Penguin-Health-v1")
         >>> obs, info = env.reset(seed=0)
         >>> obs, reward, terminated, truncated, info = env.step(7)  # ask Mental Health Status
         >>> obs, reward, terminated, truncated, info = env.step(10)  # answer

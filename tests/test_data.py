@@ -116,10 +116,11 @@ def test_queries_are_varied_and_some_hide_the_risk(suite):
     assert min(lengths) < 15 and max(lengths) > 50
 
 
-def test_every_template_file_follows_the_lexicon_contract():
+@pytest.mark.parametrize("version", synthetic.SUITE_VERSIONS)
+def test_every_template_file_follows_the_lexicon_contract(version):
     for d in DOMAINS:
-        tpl = synthetic._templates(d)
-        for t, kinds in tpl.items():
+        for t, rules in synthetic.type_rules(d, version).items():
+            kinds = {k: [tp.text for tp in pool] for k, pool in rules.kinds.items()}
             assert len(kinds["cue"]) >= 3 and len(kinds["hidden"]) >= 2, (d, t)
             for q in kinds["cue"]:
                 assert cue_phrases_in(q), (d, t, q)

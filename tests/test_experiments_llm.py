@@ -48,7 +48,7 @@ def _llm(server, tmp_path):
         "--domains",
         "Health",
         "--n-per-domain",
-        "30",
+        "60",
         "--max-scenarios",
         "4",
         "--no-progress",
@@ -101,7 +101,7 @@ def _refusing_model(refused: set[str]):
 def _health_queries(n: int) -> list[str]:
     from penguin_gym.data import load_scenarios
 
-    return [s.query for s in load_scenarios(domains="Health", n_per_domain=30, split="test")[:n]]
+    return [s.query for s in load_scenarios(domains="Health", n_per_domain=60, split="test")[:n]]
 
 
 def test_refused_items_are_counted_left_out_and_never_asked_again(tmp_path, capsys):

@@ -17,7 +17,7 @@ from penguin_gym.model import ANSWER, EpisodeModel, EpisodeState
 from penguin_gym.registration import MAX_EPISODE_STEPS
 from penguin_gym.vector import PenguinVectorEnv
 
-ENV_ID = "Penguin-Health-v0"
+ENV_ID = "Penguin-Health-v1"
 SMALL = {"n_per_domain": 120}  # 120 Health scenarios: quick to build, several autoresets per sub-env
 
 #: The per-step info keys compared with the single envs', and those only on the answer step.
@@ -125,7 +125,7 @@ def test_every_id_has_a_vector_env(env_id: str) -> None:
     obs, info = vec.reset(seed=0)
     assert isinstance(vec, PenguinVectorEnv) and obs in vec.observation_space
     domains = set(info["domain"])
-    if env_id != "Penguin-All-v0":
+    if env_id != "Penguin-All-v1":
         assert domains == {env_id.split("-")[1]}
 
 

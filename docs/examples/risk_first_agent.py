@@ -11,7 +11,7 @@ Benchmark it against the shipped agents:
 or in Python:
 
     >>> from agents import evaluate
-    >>> res = evaluate(RiskFirstAgent(), "Penguin-Health-v0", episodes=50, seed=0)
+    >>> res = evaluate(RiskFirstAgent(), "Penguin-Health-v1", episodes=50, seed=0)
     >>> 2.0 <= res.summary["questions_mean"] <= 4.0
     True
 """
