@@ -77,8 +77,8 @@ class DataArgs:
 
     source: str = arg(
         "synthetic",
-        "scenarios: 'synthetic' (embedded), a PENGUIN .json/.jsonl file, or a Hugging Face id "
-        "(wick1d/Personalized_Safety_Data)",
+        "scenarios: 'synthetic' (the embedded suite, v1; 'synthetic-v0' for the v0 ids' suite), a PENGUIN "
+        ".json/.jsonl file, or a Hugging Face id (wick1d/Personalized_Safety_Data)",
         group="data",
     )
     domain_map: str | None = arg(
@@ -106,6 +106,11 @@ class DataArgs:
 
     def validate_data(self) -> None:
         from penguin_gym.data import DOMAINS
+        from penguin_gym.data.synthetic import suite_version
+
+        version = suite_version(self.source)
+        if version is not None:  # 'synthetic' names its version, so results of two suites never mix
+            self.source = f"synthetic-v{version}"
 
         bad = [d for d in self.domains if d not in DOMAINS]
         if bad:

@@ -39,15 +39,19 @@ class Args(JudgeArgs):
     seed: int | None = arg(None, "seed of the scenario draw (default: a fresh random scenario)")
     scenario_id: str | None = arg(None, "play this scenario id instead of a random one")
     split: str = arg("test", "split to draw from: train, test or all", choices=("train", "test", "all"))
-    source: str = arg("synthetic", "scenarios: 'synthetic', a PENGUIN .json/.jsonl file or a Hugging Face id")
+    source: str | None = arg(
+        None, "scenarios (default: the id's synthetic suite): 'synthetic', a PENGUIN .json/.jsonl file or a HF id"
+    )
     question_cost: float = arg(DEFAULT_QUESTION_COST, "cost of each question on the 1-5 safety scale")
     budget: int | None = arg(None, "most questions (default: no limit below 10)")
 
     def __post_init__(self) -> None:
         import penguin_gym
 
-        if self.env not in penguin_gym.ENV_IDS:
-            raise ConfigError(f"--env {self.env!r} is not a penguin env id; valid: {list(penguin_gym.ENV_IDS)}")
+        if self.env not in penguin_gym.ENV_IDS + penguin_gym.LEGACY_ENV_IDS:
+            raise ConfigError(
+                f"--env {self.env!r} is not a penguin env id; valid: {list(penguin_gym.ENV_IDS)} (and the v0 ids)"
+            )
         if self.question_cost < 0:
             raise ConfigError(f"--question-cost = {self.question_cost} must be >= 0")
         if self.budget is not None and not 1 <= self.budget <= len(ATTRIBUTES):
@@ -113,7 +117,7 @@ def play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
     judge = build_judge(args)
     env = gym.make(
         args.env,
-        source=args.source,
+        **({} if args.source is None else {"source": args.source}),
         split=None if args.split == "all" else args.split,
         judge=judge,
         question_cost=args.question_cost,

@@ -84,8 +84,10 @@ class Args(TrackingArgs):
     def __post_init__(self) -> None:
         import penguin_gym
 
-        if self.env_id not in penguin_gym.ENV_IDS:
-            raise ConfigError(f"--env-id {self.env_id!r} is not a penguin id; valid: {list(penguin_gym.ENV_IDS)}")
+        if self.env_id not in penguin_gym.ENV_IDS + penguin_gym.LEGACY_ENV_IDS:
+            raise ConfigError(
+                f"--env-id {self.env_id!r} is not a penguin id; valid: {list(penguin_gym.ENV_IDS)} (and the v0 ids)"
+            )
         for name in ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "num_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} = {getattr(self, name)} must be >= 1")

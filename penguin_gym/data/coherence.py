@@ -665,4 +665,3 @@ def check(scenarios: Iterable[Scenario], rules: Sequence[Rule] = RULES) -> list[
 def count_by_rule(found: Iterable[Contradiction]) -> dict[str, int]:
     """Contradictions per rule, most frequent first."""
     return dict(Counter(c.rule for c in found).most_common())
-

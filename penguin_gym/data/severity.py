@@ -62,7 +62,9 @@ def generator_anchors() -> Mapping[str, tuple[tuple[str, float], ...]]:
     for attr, values in _value_texts().items():
         base = dict(VALUE_SETS[attr])
         out[attr] = tuple(
-            (v[0], float(min(1.0, max(0.0, base[value] + v[1])))) for value, variants in values.items() for v in variants
+            (v[0], float(min(1.0, max(0.0, base[value] + v[1]))))
+            for value, variants in values.items()
+            for v in variants
         )
     return out
 

@@ -250,12 +250,12 @@ def suite_version(source: object) -> int | None:
 
     ``None`` when ``source`` is not the embedded generator (a file, a folder, a dataset id).
     """
-    if not isinstance(source, str) or not source.startswith("synthetic"):
-        return None
     if source == "synthetic":
         return SUITE_VERSION
-    m = re.fullmatch(r"synthetic-v(\d+)", source)
-    if m is None or int(m.group(1)) not in SUITE_VERSIONS:
+    m = re.fullmatch(r"synthetic-v(\d+)", source) if isinstance(source, str) else None
+    if m is None:
+        return None
+    if int(m.group(1)) not in SUITE_VERSIONS:
         valid = ["synthetic"] + [f"synthetic-v{v}" for v in SUITE_VERSIONS]
         raise ConfigError(f"unknown synthetic suite {source!r}; valid: {valid}")
     return int(m.group(1))
