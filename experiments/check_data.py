@@ -43,6 +43,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         if unknown:
             raise ConfigError(f"unknown rule(s) {unknown}; valid: {sorted(names)}")
         rules = tuple(r for r in RULES if r.name in args.rules)
+    from penguin_gym.data.synthetic import suite_version
+
+    version = suite_version(args.source)
+    label = args.source if version is None else f"synthetic-v{version}"
     scenarios = load_scenarios(args.source, domains=args.domains)
     found = check(scenarios, rules)
     by_id = {s.id: s for s in scenarios}
@@ -50,12 +54,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         s = by_id[c.scenario_id]
         print(f"{c.scenario_id} [{s.scenario_type}] {c.rule}: {c.fact!r} but {c.attribute} = {c.value!r}")
         print(f"    query: {s.query}")
-    if len(found) > max(args.limit, 0):
+    if 0 < args.limit < len(found):
         print(f"... {len(found) - max(args.limit, 0)} more")
     counts = count_by_rule(found)
     per_rule = ", ".join(f"{k} {v}" for k, v in counts.items())
     users = len({c.scenario_id for c in found})
     print(
-        f"{len(found)} contradictions in {users} of {len(scenarios):,} scenarios ({args.source}){': ' + per_rule if per_rule else ''}"
+        f"{len(found)} contradictions in {users} of {len(scenarios):,} scenarios ({label}){': ' + per_rule if per_rule else ''}"
     )
     return 1 if found else 0

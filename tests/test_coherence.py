@@ -367,3 +367,23 @@ def test_every_rule_is_documented_and_named_once():
     names = [r.name for r in RULES]
     assert len(names) == len(set(names))
     assert all(r.why and r.attribute in ATTRIBUTES for r in RULES)
+
+
+def test_check_data_command(tmp_path, capsys):
+    from experiments import cli
+
+    assert cli.main(["check-data", "--domains", "Health", "--limit", "0"]) == 0
+    assert capsys.readouterr().out.strip() == "0 contradictions in 0 of 2,000 scenarios (synthetic-v1)"
+    good = load_scenarios(domains="Health", n_per_domain=3)
+    bad = good[0].to_dict()
+    bad["query"] = "Between chemo rounds I can't sleep. My late husband would know what to do."
+    bad["profile"] = {**bad["profile"], "Health Status": "Healthy, exercise regularly", "Marital Status": "Married"}
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [bad] + [s.to_dict() for s in good[1:]]) + "\n")
+    assert cli.main(["check-data", "--source", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("own-cancer: 'Between chemo' but Health Status = 'Healthy, exercise regularly'")
+    assert "spouse-died: 'My late husband' but Marital Status = 'Married'" in out[2]
+    assert out[-1] == f"2 contradictions in 1 of 3 scenarios ({path}): own-cancer 1, spouse-died 1"
+    assert cli.main(["check-data", "--rules", "own-cancr"]) == 2
+    assert "unknown rule(s) ['own-cancr']" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import penguin_gym.data.coherence
 import penguin_gym.env
 import penguin_gym.judges.simulated
 import penguin_gym.vector
@@ -27,7 +28,14 @@ def test_readme_python_blocks_run(block, capsys):
 
 
 @pytest.mark.parametrize(
-    "module", [penguin_gym.env, penguin_gym.judges.simulated, penguin_gym.vector, penguin_gym.wrappers]
+    "module",
+    [
+        penguin_gym.env,
+        penguin_gym.judges.simulated,
+        penguin_gym.vector,
+        penguin_gym.wrappers,
+        penguin_gym.data.coherence,
+    ],
 )
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
