@@ -208,7 +208,8 @@ AGE_BOUNDED_TEXTS: tuple[tuple[str, int, int], ...] = (
     (r"\bsenior\b|\bmanager\b|my own small practice", 26, 120),
 )
 #: Suite v1 adds: nobody under 20 is divorced, separated or widowed, nobody under 25 remarried, an
-#: early retirement is taken between 50 and 67, and nobody over 62 shares custody of children.
+#: early retirement is taken between 50 and 67, nobody over 62 shares custody of children, nobody over 70
+#: is laid off or looking for work, and a stay-at-home parent is 20 to 65.
 #: ("graduate student" also stops matching "undergraduate student").
 AGE_BOUNDED_TEXTS_V1: tuple[tuple[str, int, int], ...] = tuple(
     (r"\bgraduate student|phd candidate", lo, hi) if p == r"graduate student|phd candidate" else (p, lo, hi)
@@ -218,6 +219,8 @@ AGE_BOUNDED_TEXTS_V1: tuple[tuple[str, int, int], ...] = tuple(
     (r"remarried", 25, 120),
     (r"early retirement|retired early", 50, 67),
     (r"custody", 0, 62),
+    (r"laid off|between jobs|unemployed|let go|\bfired\b|out of work|looking for work", 0, 70),
+    (r"stay-at-home parent", 20, 65),
 )
 
 
