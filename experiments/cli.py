@@ -80,6 +80,7 @@ examples:
   penguin-gym context-gap --responders gpt-4o mistral-7b
   penguin-gym attributes --max-scenarios 500 --no-wandb
   penguin-gym play --env Penguin-Health-v1 --seed 0
+  penguin-gym check-data --source synthetic-v0 --limit 5   # contradictions the v1 suite fixed
   penguin-gym context-gap --judge llm --responder openai:gpt-4o-mini --judge-model openai:gpt-4o \\
       --cache judgments.sqlite --max-scenarios 50     # the paper's LLM-as-judge method
 
