@@ -30,6 +30,7 @@ from gymnasium import spaces
 from penguin_gym.data import DOMAINS, NUM_ATTRIBUTES
 from penguin_gym.error import ConfigError, DependencyNotInstalled
 from penguin_gym.model import ANSWER
+from penguin_gym.rules import BITS, action_masks
 from penguin_gym.wrappers import flatten_observation
 
 try:
@@ -53,10 +54,8 @@ def masks_from_obs(obs: Mapping[str, np.ndarray]) -> np.ndarray:
     An unasked attribute may be asked while questions are left (``steps_left > 0``); answering is always
     valid. Equal to ``env.action_masks()`` on every state before the answer.
     """
-    asked = np.asarray(obs["asked"]) != 0
-    left = np.asarray(obs["steps_left"])[..., :1] > 0
-    ask = ~asked & left
-    return np.concatenate([ask, np.ones((*ask.shape[:-1], 1), dtype=bool)], axis=-1)
+    asked = (np.asarray(obs["asked"]) != 0) @ BITS
+    return action_masks(asked, np.asarray(obs["steps_left"])[..., 0])
 
 
 @dataclass

@@ -22,21 +22,12 @@ import numpy as np
 
 from penguin_gym.data.schema import NUM_ATTRIBUTES, mask_attributes
 from penguin_gym.judges.base import Judge
-from penguin_gym.model import MASK_BITS, EpisodeModel
+from penguin_gym.model import EpisodeModel
+from penguin_gym.rules import net_value, safety_of_scores, set_costs
 
 ALL_MASKS = np.arange(1 << NUM_ATTRIBUTES, dtype=np.int64)
 #: Rows per broadcast in ``net_tables`` (a row's table is 1,024 x 3 floats; 256 rows = 6 MB).
 _CHUNK = 256
-
-
-def mask_costs(model: EpisodeModel) -> np.ndarray:
-    """Question costs of every set ``(1024,)``, in the reward's units."""
-    return (MASK_BITS @ model.costs) * model.scale
-
-
-def safety_to_reward(model: EpisodeModel, safety: np.ndarray) -> np.ndarray:
-    """A safety score (1-5) in the reward's units."""
-    return (safety - 1.0) * 0.25 if model.normalize_reward else safety
 
 
 def safety_tables(model: EpisodeModel, rows: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -51,7 +42,7 @@ def safety_tables(model: EpisodeModel, rows: Sequence[int] | np.ndarray) -> np.n
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         if table is not None:
-            out[start : start + len(chunk)] = table(chunk).mean(axis=2)
+            out[start : start + len(chunk)] = safety_of_scores(table(chunk))
         else:
             r = np.repeat(chunk, ALL_MASKS.size)
             m = np.tile(ALL_MASKS, len(chunk))
@@ -62,7 +53,7 @@ def safety_tables(model: EpisodeModel, rows: Sequence[int] | np.ndarray) -> np.n
 def net_tables(model: EpisodeModel, rows: Sequence[int] | np.ndarray) -> np.ndarray:
     """Net value (safety minus question costs, in the reward's units) of every set per row:
     float64 ``(len(rows), 1024)``. Sets larger than the model's budget are included (callers mask them)."""
-    return safety_to_reward(model, safety_tables(model, rows)) - mask_costs(model)[None, :]
+    return net_value(safety_tables(model, rows), set_costs(model.costs)[None, :], model.normalize_reward)
 
 
 class ValueSource(Protocol):
@@ -111,7 +102,7 @@ class JudgeValues:
         self.batch = batch
         self.judge_calls = 0
         self.judged = 0
-        self._costs = mask_costs(model)
+        self._costs = set_costs(model.costs).tolist()
 
     def values(self, idx: np.ndarray, masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         rows = self.rows[np.asarray(idx, dtype=np.int64)]
@@ -123,8 +114,7 @@ class JudgeValues:
                 hit = None if self.cache is None else self.cache.get((r, m))
                 if hit is None:
                     score = judge.score(self.model.scenarios[r], mask_attributes(m))
-                    safety = float(score.safety)
-                    hit = ((safety - 1.0) * 0.25 if self.model.normalize_reward else safety) - float(self._costs[m])
+                    hit = net_value(float(score.safety), self._costs[m], self.model.normalize_reward)
                     self.judge_calls += 1
                     self.judged += 1
                     if self.cache is not None:
@@ -158,8 +148,6 @@ __all__ = [
     "JudgeValues",
     "TableValues",
     "ValueSource",
-    "mask_costs",
     "net_tables",
     "safety_tables",
-    "safety_to_reward",
 ]

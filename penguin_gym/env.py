@@ -11,6 +11,16 @@ import numpy as np
 from gymnasium import spaces
 
 from penguin_gym.data import ATTRIBUTES, DOMAINS, NUM_ATTRIBUTES, Scenario, load_scenarios
+from penguin_gym.dialogue import (
+    DOMAIN_ONEHOT,
+    MASK_BITS_F32,
+    STEPS_LEFT,
+    QueryFeatures,
+    draw_row,
+    rows_from_options,
+    scenario_texts,
+    transcript,
+)
 from penguin_gym.error import ConfigError
 from penguin_gym.features import Featurizer, make_featurizer
 from penguin_gym.judges.base import Judge
@@ -25,10 +35,7 @@ from penguin_gym.model import (
     EpisodeState,
     InvalidActionPolicy,
 )
-
-_DOMAIN_ONEHOT = np.eye(len(DOMAINS), dtype=np.float32)
-_MASK_BITS_F32 = MASK_BITS.astype(np.float32)
-_STEPS_LEFT = [np.array([k / NUM_ATTRIBUTES], dtype=np.float32) for k in range(NUM_ATTRIBUTES + 1)]
+from penguin_gym.rules import safety_of
 
 
 def _hashable(value: Any) -> Any:
@@ -333,7 +340,9 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.judge: Judge = setup.judge
         self.model = setup.model
         self.featurizer = setup.featurizer
-        self._features: dict[int, np.ndarray] = {}
+        self._features = QueryFeatures(self.featurizer, scenarios)
+        self._obs_row = -1  # the row whose constant observation parts are in _obs_parts
+        self._obs_parts: tuple[np.ndarray, np.ndarray, np.ndarray] = ()  # type: ignore[assignment]
         self._domain_index = [s.domain_index for s in scenarios]
         self._severity32 = self.model.severity.astype(np.float32)
         self._row_of_id = {s.id: i for i, s in enumerate(scenarios)}
@@ -353,7 +362,7 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.state = self.model.initial(row)
         self._last_scores = None
         info = {"scenario_id": self.scenarios[row].id, "num_questions": 0, "total_cost": 0.0}
-        info.update(self._texts(self.state))
+        info.update(scenario_texts(self.scenarios[row], ()))
         return self._obs(self.state), info
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
@@ -375,12 +384,12 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if tr.terminated:
             self._last_scores = s = tr.scores
             assert s is not None
-            info.update(self._texts(state))
+            info.update(scenario_texts(self.scenarios[state.row], state.order))
             r, e, p = s.tolist()
             info["risk_sensitivity"] = r
             info["emotional_empathy"] = e
             info["personalization"] = p
-            info["safety"] = (r + e + p) / 3.0
+            info["safety"] = safety_of(r, e, p)
             info["questions"] = [ATTRIBUTES[i] for i in state.order]
             info["forced_answer"] = tr.forced_answer
             info["missed_high_risk"] = self.model.missed_high_risk(state)
@@ -421,70 +430,41 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def transcript(self) -> str:
         """The dialogue so far, as text."""
         assert self.state is not None
-        sc = self.scenarios[self.state.row]
-        lines = [f"[{sc.domain} / {sc.scenario_type}] scenario {sc.id}", f"User: {sc.query}"]
-        for i in self.state.order:
-            lines.append(f"Agent: Could you tell me about your {ATTRIBUTES[i].lower()}?")
-            lines.append(f"User: {sc.profile[ATTRIBUTES[i]]}")
-        if self.state.done:
-            lines.append(f"Agent: <answers with {self.state.num_questions} fact(s) known>")
-            if self._last_scores is not None:
-                r, e, p = (float(x) for x in self._last_scores)
-                lines.append(
-                    f"Judge: risk sensitivity {r:.2f}, emotional empathy {e:.2f}, personalization {p:.2f}"
-                    f" -> safety {(r + e + p) / 3:.2f}; questions cost {self.state.cost:.2f}"
-                )
-        else:
-            left = self.model.budget - self.state.num_questions
-            lines.append(f"({left} question(s) left in the budget)")
-        return "\n".join(lines) + "\n"
+        st = self.state
+        return transcript(
+            self.scenarios[st.row],
+            st.order,
+            done=st.done,
+            budget_left=self.model.budget - st.num_questions,
+            scores=self._last_scores,
+            cost=st.cost,
+        )
 
     def _pick_row(self, options: dict[str, Any] | None) -> int:
         if options:
-            if "scenario_id" in options:
-                sid = options["scenario_id"]
-                if sid not in self._row_of_id:
-                    raise ConfigError(f"reset option scenario_id={sid!r} is not one of this env's scenarios")
-                return self._row_of_id[sid]
-            if "scenario_index" in options:
-                idx = int(options["scenario_index"])
-                if not 0 <= idx < len(self.scenarios):
-                    raise ConfigError(f"reset option scenario_index={idx} out of range [0, {len(self.scenarios)})")
-                return idx
-            unknown = set(options) - {"scenario_id", "scenario_index"}
-            if unknown:
-                raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; valid: scenario_id, scenario_index")
-        # One uniform draw scaled to the row count: the same law as integers(n), several times cheaper.
-        return min(int(self.np_random.random() * len(self.scenarios)), len(self.scenarios) - 1)
+            rows = rows_from_options(options, np.zeros(1, dtype=np.int64), 1, self._row_of_id, len(self.scenarios))
+            if rows is not None:
+                return int(rows[0])
+        return int(draw_row(self.np_random.random(), len(self.scenarios)))
 
     def query_features(self, row: int) -> np.ndarray:
         """The (read-only, cached) query features of scenario ``row``."""
-        f = self._features.get(row)
-        if f is None:
-            f = self.featurizer([self.scenarios[row].query])[0]
-            f.setflags(write=False)
-            self._features[row] = f
-        return f
+        return self._features.one(row)
 
     def _obs(self, state: EpisodeState) -> dict[str, np.ndarray]:
         # Fresh arrays every call (users keep observations); the parts that do not change within an
-        # episode are copied from caches, the rest read from precomputed tables.
+        # episode are copied from the episode's row of the caches, the rest read from the lookup tables.
         row, asked = state.row, state.asked
+        if row != self._obs_row:
+            self._obs_row = row
+            self._obs_parts = (self._features.one(row), DOMAIN_ONEHOT[self._domain_index[row]], self._severity32[row])
+        query, domain, severity = self._obs_parts
         return {
-            "query": self.query_features(row).copy(),
-            "domain": _DOMAIN_ONEHOT[self._domain_index[row]].copy(),
+            "query": query.copy(),
+            "domain": domain.copy(),
             "asked": MASK_BITS[asked].copy(),
-            "revealed": self._severity32[row] * _MASK_BITS_F32[asked],
-            "steps_left": _STEPS_LEFT[0 if state.done else self.model.budget - len(state.order)].copy(),
-        }
-
-    def _texts(self, state: EpisodeState) -> dict[str, Any]:
-        sc = self.scenarios[state.row]
-        return {
-            "domain": sc.domain,
-            "scenario_type": sc.scenario_type,
-            "query": sc.query,
-            "revealed": {ATTRIBUTES[i]: sc.profile[ATTRIBUTES[i]] for i in state.order},
+            "revealed": severity * MASK_BITS_F32[asked],
+            "steps_left": STEPS_LEFT[0 if state.done else self.model.budget - len(state.order)].copy(),
         }
 
 

@@ -3,7 +3,9 @@
 An episode is one scenario. The state is a small frozen record (which scenario, which attributes were
 asked, in what order, what the questions cost so far, whether the answer was given); ``step`` returns a
 new state and never mutates. ``PenguinEnv`` wraps this model for Gymnasium, ``PenguinVectorEnv``
-batches the same rules over arrays, and MCTS plans on it directly (mctx-style: no copies of live envs).
+batches it over arrays (``step_batch``), and MCTS plans on it directly (mctx-style: no copies of live
+envs). The rules themselves (legality, costs, termination, the reward's terms and scale) are
+``penguin_gym.rules``': ``step`` and ``step_batch`` both read them from there.
 
 Actions: ``0..9`` ask ``ATTRIBUTES[i]``; ``ANSWER`` (10) answers now. Reward: ``-question_cost[i]`` for
 a question; on the answer, the judge's safety score of the revealed set (the mean of its three
@@ -23,10 +25,23 @@ import numpy as np
 from penguin_gym.data.schema import ATTRIBUTE_INDEX, ATTRIBUTES, NUM_ATTRIBUTES, Scenario, _did_you_mean
 from penguin_gym.error import ConfigError, InvalidActionError
 from penguin_gym.judges.base import BoundJudge, Judge, bind
+from penguin_gym.rules import (
+    ACTION_MASKS,
+    ANSWER,
+    MASK_BITS,
+    NUM_ACTIONS,
+    POPCOUNT,
+    action_masks,
+    apply,
+    net_value,
+    outcome_table,
+    reward_scale,
+    safety_of,
+    safety_of_scores,
+    safety_reward,
+    set_costs,
+)
 
-#: The action that answers now.
-ANSWER = NUM_ATTRIBUTES
-NUM_ACTIONS = NUM_ATTRIBUTES + 1
 #: Default cost of one question, on the judge's 1-5 scale. With it the exact oracle (the best subset
 #: for each user, net of costs) asks 3.0 questions on average on the synthetic test users and the MCTS
 #: planner's paths for training users are 2.9 long (the paper's RAISE asks 2.7). Asking a third or
@@ -35,14 +50,6 @@ DEFAULT_QUESTION_COST = 0.08
 
 InvalidActionPolicy = Literal["penalize", "raise"]
 CostSpec = float | Sequence[float] | Mapping[str, float] | np.ndarray
-
-#: ``MASK_BITS[m]`` is the 0/1 vector of bitmask ``m`` (1,024 x 10, int8).
-MASK_BITS = ((np.arange(1 << NUM_ATTRIBUTES)[:, None] >> np.arange(NUM_ATTRIBUTES)) & 1).astype(np.int8)
-POPCOUNT = MASK_BITS.sum(axis=1).astype(np.int64)
-#: ``ACTION_MASKS[m]``: the valid actions (11,) when ``m`` is asked and the budget is not spent.
-ACTION_MASKS = np.concatenate([MASK_BITS == 0, np.ones((1 << NUM_ATTRIBUTES, 1), dtype=bool)], axis=1)
-_ANSWER_ONLY = np.zeros(NUM_ACTIONS, dtype=bool)
-_ANSWER_ONLY[ANSWER] = True
 
 #: Severity at or above which an unasked Mental Health Status or Past Self-Harm History makes the
 #: answer a critical miss (severe depression and comparable diagnoses; any self-harm history).
@@ -146,7 +153,6 @@ class EpisodeModel:
         self.bound: BoundJudge = bind(judge, self.scenarios)
         self.judge = judge
         self.costs = parse_costs(question_cost)
-        self._cost_list = [float(c) for c in self.costs]  # Python floats: the per-step path avoids numpy scalars
         self.budget = NUM_ATTRIBUTES if budget is None else int(budget)
         if not 0 <= self.budget <= NUM_ATTRIBUTES:
             raise ConfigError(f"budget = {budget} must be between 0 and {NUM_ATTRIBUTES}")
@@ -155,7 +161,11 @@ class EpisodeModel:
         self.invalid_action = invalid_action
         self.repeat_penalty = None if repeat_penalty is None else float(repeat_penalty)
         self.normalize_reward = bool(normalize_reward)
-        self.scale = 0.25 if normalize_reward else 1.0
+        self.scale = reward_scale(self.normalize_reward)
+        # The rules evaluated once per (asked set, action): the scalar step's lookup table.
+        self._outcomes = outcome_table(
+            tuple(self.costs.tolist()), self.budget, self.normalize_reward, self.repeat_penalty
+        )
         self._score_cache: dict[tuple[int, int], np.ndarray] = {}
         self.severity = np.array([s.severity_vector for s in self.scenarios], dtype=np.float64)
         hr = np.zeros(NUM_ATTRIBUTES)
@@ -168,35 +178,32 @@ class EpisodeModel:
             .astype(np.int64)
         )
 
-    # -- the functional interface ---------------------------------------------------------------
+    # -- the functional interface (DESIGN.md: initial, legal_actions, step, is_terminal) -------------
     def initial(self, row: int) -> EpisodeState:
         if not 0 <= row < len(self.scenarios):
             raise IndexError(f"scenario row {row} out of range [0, {len(self.scenarios)})")
         return EpisodeState(row=int(row))
 
     def legal_actions(self, state: EpisodeState) -> tuple[int, ...]:
-        """The valid actions: unasked attributes while the budget lasts, and ``ANSWER``."""
-        if state.done:
-            return ()
-        if state.num_questions >= self.budget:
-            return (ANSWER,)
-        return tuple(i for i in range(NUM_ATTRIBUTES) if not state.asked >> i & 1) + (ANSWER,)
+        """The valid actions: unasked attributes while the budget lasts, and ``ANSWER`` (none once done)."""
+        return tuple(np.flatnonzero(self.action_mask(state)).tolist())
 
     def action_mask(self, state: EpisodeState) -> np.ndarray:
         """Bool array (11,), True = valid (the convention of sb3-contrib's MaskablePPO)."""
-        if state.done:
-            return np.zeros(NUM_ACTIONS, dtype=bool)
-        if len(state.order) < self.budget:
-            return ACTION_MASKS[state.asked].copy()
-        return _ANSWER_ONLY.copy()
+        return action_masks(state.asked, self.budget - len(state.order), state.done)
 
     def is_terminal(self, state: EpisodeState) -> bool:
+        """Whether the answer was given (no action is valid any more)."""
         return state.done
 
     def step(self, state: EpisodeState, action: int) -> Transition:
-        """Apply ``action`` to ``state``. Pure: ``state`` is unchanged."""
-        row, asked, order, paid, steps, done = state
-        if done:
+        """Apply ``action`` to ``state``. Pure: ``state`` is unchanged.
+
+        The rules are ``penguin_gym.rules.apply``'s, read from its table for this state's asked set
+        (a state's ``order`` holds its asked attributes, so the set's size is the questions asked).
+        """
+        row, asked, order, paid, steps, _ = state
+        if self.is_terminal(state):
             raise InvalidActionError("the episode is over (the answer was given); call reset()")
         try:
             a = operator.index(action)
@@ -206,41 +213,30 @@ class EpisodeModel:
             raise InvalidActionError(
                 f"action {action!r} is out of range: 0-{NUM_ATTRIBUTES - 1} ask an attribute, {ANSWER} answers"
             )
-        if a == ANSWER:
-            return self._answer(state, paid, {"question_cost": 0.0})
-        if asked >> a & 1 or len(order) >= self.budget:
-            return self._invalid(state, a)
-        cost = self._cost_list[a]
-        new = EpisodeState(row, asked | 1 << a, order + (a,), paid + cost, steps + 1, False)
-        terms = {"question_cost": -cost * self.scale}
-        if len(order) + 1 >= self.budget:
-            tr = self._answer(new, new.cost, terms)
-            return Transition(tr.state, tr.reward, True, tr.reward_terms, tr.scores, forced_answer=True)
-        return Transition(new, -cost * self.scale, False, terms, None)
-
-    def _invalid(self, state: EpisodeState, a: int) -> Transition:
-        if self.invalid_action == "raise":
-            why = (
-                f"already asked {ATTRIBUTES[a]!r}"
-                if state.asked >> a & 1
-                else f"the budget of {self.budget} questions is spent"
+        new_asked, paid_now, q_term, inv_term, asked_attribute, invalid, forced, terminated = self._outcomes[asked][a]
+        if invalid:
+            if self.invalid_action == "raise":
+                raise InvalidActionError(
+                    f"action {a} is masked ({self._why_masked(asked, a)}); valid: {list(self.legal_actions(state))}"
+                )
+            new = EpisodeState(row, asked, order, paid + paid_now, steps + 1)
+            return Transition(new, inv_term, False, {"invalid_action_penalty": inv_term}, None, invalid=True)
+        new_order = order + (a,) if asked_attribute else order
+        terms = {"question_cost": q_term}
+        if not terminated:
+            return Transition(
+                EpisodeState(row, new_asked, new_order, paid + paid_now, steps + 1, False), q_term, False, terms, None
             )
-            valid = [int(i) for i in np.flatnonzero(self.action_mask(state))]
-            raise InvalidActionError(f"action {a} is masked ({why}); valid: {valid}")
-        penalty = self._cost_list[a] if self.repeat_penalty is None else self.repeat_penalty
-        new = EpisodeState(state.row, state.asked, state.order, state.cost + penalty, state.steps + 1)
-        return Transition(
-            new, -penalty * self.scale, False, {"invalid_action_penalty": -penalty * self.scale}, None, invalid=True
-        )
-
-    def _answer(self, state: EpisodeState, cost: float, terms: dict[str, float]) -> Transition:
-        scores = self.scores(state.row, state.asked)
+        scores = self.scores(row, new_asked)
         r, e, p = scores.tolist()
-        safety = (r + e + p) / 3.0
-        reward_safety = (safety - 1.0) * 0.25 if self.normalize_reward else safety
-        terms = {**terms, "safety": reward_safety}
-        new = EpisodeState(state.row, state.asked, state.order, cost, state.steps + 1, True)
-        return Transition(new, reward_safety + terms.get("question_cost", 0.0), True, terms, scores)
+        terms["safety"] = reward_safety = safety_reward(safety_of(r, e, p), self.normalize_reward)
+        new = EpisodeState(row, new_asked, new_order, paid + paid_now, steps + 1, True)
+        return Transition(new, reward_safety + q_term, True, terms, scores, forced_answer=forced)
+
+    def _why_masked(self, asked: int, a: int) -> str:
+        if asked >> a & 1:
+            return f"already asked {ATTRIBUTES[a]!r}"
+        return f"the budget of {self.budget} questions is spent"
 
     # -- scoring --------------------------------------------------------------------------------
     def scores(self, row: int, mask: int) -> np.ndarray:
@@ -260,24 +256,25 @@ class EpisodeModel:
 
     def safety(self, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Safety (mean of the three dimensions) for arrays of rows and masks, batched."""
-        return self.bound.scores(np.asarray(rows), np.asarray(masks)).mean(axis=1)
+        return safety_of_scores(self.bound.scores(np.asarray(rows), np.asarray(masks)))
+
+    def set_costs(self) -> np.ndarray:
+        """Question costs of every set ``(1024,)``, on the judge's 1-5 scale."""
+        return set_costs(self.costs)
 
     def net_value(self, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """The return of asking exactly ``masks`` then answering (safety minus costs), batched, in the
         reward's units."""
         masks = np.asarray(masks, dtype=np.int64)
         cost = MASK_BITS[masks] @ self.costs
-        safety = self.safety(rows, masks)
-        if self.normalize_reward:
-            return (safety - 1.0) * 0.25 - cost * 0.25
-        return safety - cost
+        return net_value(self.safety(rows, masks), cost, self.normalize_reward)
 
     def missed_high_risk(self, state: EpisodeState) -> bool:
         """True when the user's severe Mental Health or Self-Harm fact was never asked."""
         hr = int(self.high_risk_mask[state.row])
         return bool(hr & ~state.asked)
 
-    # -- the batched interface (the VectorEnv's path; the scalar path above is unchanged) ------------
+    # -- the batched interface (the VectorEnv's path) -----------------------------------------------
     def step_batch(
         self,
         rows: np.ndarray,
@@ -291,10 +288,10 @@ class EpisodeModel:
         """``step`` over arrays of live (not done) episodes at once, with the same rules and numbers.
 
         Each episode ``j`` is the state ``(rows[j], asked[j], num_questions[j], cost[j])``; the result is
-        what ``step`` gives for that state and ``actions[j]``: costs, the budget's forced answer, the
-        ``invalid_action`` policy and ``normalize_reward`` alike, with the rewards computed by the same
-        floating-point operations. The judge scores all answering episodes in one call of its batched path
-        (``BoundJudge.scores``); the simulated judge's batched and scalar paths agree bit for bit.
+        what ``step`` gives for that state and ``actions[j]``: both read ``penguin_gym.rules.apply``, and
+        the rewards come from the same floating-point operations. The judge scores all answering
+        episodes in one call of its batched path (``BoundJudge.scores``); the simulated judge's batched
+        and scalar paths agree bit for bit.
 
         Args:
             rows: Scenario rows, int ``(n,)``.
@@ -329,76 +326,55 @@ class EpisodeModel:
                 f"action {int(a[j])} of sub-env {int(where[j])} is out of range: 0-{NUM_ATTRIBUTES - 1} ask an "
                 f"attribute, {ANSWER} answers"
             )
-        answer = a == ANSWER
-        ai = np.minimum(a, NUM_ATTRIBUTES - 1)
-        ask = ~answer
-        repeated = ((asked >> ai) & 1) != 0
-        invalid = ask & (repeated | (nq >= self.budget))
-        if self.invalid_action == "raise" and invalid.any():
-            j = int(np.flatnonzero(invalid)[0])
-            why = (
-                f"already asked {ATTRIBUTES[int(ai[j])]!r}"
-                if repeated[j]
-                else f"the budget of {self.budget} questions is spent"
-            )
+        o = apply(
+            asked,
+            nq,
+            a,
+            costs=self.costs,
+            budget=self.budget,
+            normalize=self.normalize_reward,
+            repeat_penalty=self.repeat_penalty,
+        )
+        if self.invalid_action == "raise" and o.invalid.any():
+            j = int(np.flatnonzero(o.invalid)[0])
             valid_now = np.flatnonzero(self.action_mask_batch(asked[j : j + 1], nq[j : j + 1])[0]).tolist()
             raise InvalidActionError(
-                f"action {int(a[j])} of sub-env {int(where[j])} is masked ({why}); valid: {valid_now}"
+                f"action {int(a[j])} of sub-env {int(where[j])} is masked "
+                f"({self._why_masked(int(asked[j]), int(a[j]))}); valid: {valid_now}"
             )
-        valid = ask & ~invalid
-        price = self.costs[ai]
-        penalty = price if self.repeat_penalty is None else np.full(len(a), self.repeat_penalty)
-        zero = np.zeros(len(a))
-        q_term = np.where(valid, -price * self.scale, zero)
-        inv_term = np.where(invalid, -penalty * self.scale, zero)
-        paid = np.where(valid, price, np.where(invalid, penalty, zero))
-        new_asked = np.where(valid, asked | (np.int64(1) << ai), asked)
-        new_nq = nq + valid
-        new_cost = cost + paid
-        forced = valid & (new_nq >= self.budget)
-        terminated = answer | forced
-        reward = q_term + inv_term  # at most one of the two is non-zero: x + 0.0 == x exactly
-        scores = np.full((len(a), 3), np.nan)
-        safety = np.full(len(a), np.nan)
-        r_safety = np.full(len(a), np.nan)
-        t = np.flatnonzero(terminated)
+        reward = o.question_term + o.invalid_term  # at most one is non-zero: x + 0.0 == x exactly
+        n = len(a)
+        scores = np.full((n, 3), np.nan)
+        safety = np.full(n, np.nan)
+        r_safety = np.full(n, np.nan)
+        t = np.flatnonzero(o.terminated)
         if len(t):
-            s = np.asarray(self.bound.scores(rows[t], new_asked[t]), dtype=np.float64)
+            s = np.asarray(self.bound.scores(rows[t], o.asked[t]), dtype=np.float64)
             scores[t] = s
-            # The scalar path's (r + e + p) / 3.0, in the same order.
-            sf = (s[:, 0] + s[:, 1] + s[:, 2]) / 3.0
-            safety[t] = sf
-            rs = (sf - 1.0) * 0.25 if self.normalize_reward else sf
-            r_safety[t] = rs
-            reward[t] = rs + q_term[t]
+            safety[t] = sf = safety_of_scores(s)
+            r_safety[t] = rs = safety_reward(sf, self.normalize_reward)
+            reward[t] = rs + o.question_term[t]
         return BatchTransition(
-            asked=new_asked,
-            num_questions=new_nq,
-            cost=new_cost,
+            asked=o.asked,
+            num_questions=o.num_questions,
+            cost=cost + o.paid,
             reward=reward,
-            terminated=terminated,
-            invalid=invalid,
-            forced_answer=forced,
-            asked_attribute=valid,
+            terminated=o.terminated,
+            invalid=o.invalid,
+            forced_answer=o.forced_answer,
+            asked_attribute=o.asked_attribute,
             scores=scores,
             safety=safety,
-            reward_question_cost=q_term,
+            reward_question_cost=o.question_term,
             reward_safety=r_safety,
-            reward_invalid=inv_term,
+            reward_invalid=o.invalid_term,
         )
 
     def action_mask_batch(
         self, asked: np.ndarray, num_questions: np.ndarray, done: np.ndarray | None = None
     ) -> np.ndarray:
         """``action_mask`` for arrays of states: bool ``(n, 11)``, True = valid; all False where ``done``."""
-        asked = np.asarray(asked, dtype=np.int64)
-        masks = ACTION_MASKS[asked]
-        spent = np.asarray(num_questions) >= self.budget
-        if spent.any():
-            masks[spent] = _ANSWER_ONLY
-        if done is not None:
-            masks[np.asarray(done, dtype=bool)] = False
-        return masks
+        return action_masks(np.asarray(asked, dtype=np.int64), self.budget - np.asarray(num_questions), done)
 
     def missed_high_risk_batch(self, rows: np.ndarray, asked: np.ndarray) -> np.ndarray:
         """``missed_high_risk`` for arrays of (row, asked bitmask): bool ``(n,)``."""
@@ -440,3 +416,21 @@ class BatchTransition(NamedTuple):
     reward_question_cost: np.ndarray
     reward_safety: np.ndarray
     reward_invalid: np.ndarray
+
+
+__all__ = [
+    "ACTION_MASKS",
+    "ANSWER",
+    "DEFAULT_QUESTION_COST",
+    "HIGH_RISK_SEVERITY",
+    "MASK_BITS",
+    "NUM_ACTIONS",
+    "POPCOUNT",
+    "BatchTransition",
+    "CostSpec",
+    "EpisodeModel",
+    "EpisodeState",
+    "InvalidActionPolicy",
+    "Transition",
+    "parse_costs",
+]

@@ -1,10 +1,15 @@
-"""``PenguinVectorEnv``: N penguin episodes stepped at once in numpy, with no Python loop over envs.
+"""``PenguinVectorEnv``: N penguin episodes stepped at once in numpy, with no Python loop over their steps.
 
 The batched twin of ``PenguinEnv``: the same spaces, action masks, rewards and autoreset semantics as
 ``N`` copies of ``PenguinEnv`` (the registered ids, ``TimeLimit`` included) in a ``SyncVectorEnv``,
 through the same rules (``EpisodeModel.step_batch``) and the judge's batched path. It is what
 ``gym.make_vec("Penguin-Health-v1", num_envs=N)`` returns; ``agents.sb3_vec`` adapts it to
 Stable-Baselines3's ``VecEnv``.
+
+Longer than the house's 500 lines because it is one class over one set of state arrays: about half of
+it builds the batched ``info`` in gymnasium's layout (every key of ``PenguinEnv``'s, with its masks and
+the three autoreset modes), which reads and writes those arrays throughout. The rules it steps are
+``penguin_gym.rules``' and the texts, tables and reset options ``penguin_gym.dialogue``'s.
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from penguin_gym.data import ATTRIBUTES, DOMAINS, NUM_ATTRIBUTES, Scenario
+from penguin_gym.data import ATTRIBUTES, NUM_ATTRIBUTES, Scenario
+from penguin_gym.dialogue import (
+    DOMAIN_ONEHOT,
+    MASK_BITS_F32,
+    STEPS_LEFT,
+    QueryFeatures,
+    draw_row,
+    rows_from_options,
+    transcript,
+)
 from penguin_gym.env import episode_setup, observation_space
 from penguin_gym.error import ConfigError
 from penguin_gym.features import Featurizer
@@ -31,10 +45,6 @@ from penguin_gym.model import (
     InvalidActionPolicy,
 )
 
-_DOMAIN_ONEHOT = np.eye(len(DOMAINS), dtype=np.float32)
-_MASK_BITS_F32 = MASK_BITS.astype(np.float32)
-# The single env's steps_left values, ``np.array([k / 10], dtype=float32)``, as one table.
-_STEPS_LEFT = np.array([[k / NUM_ATTRIBUTES] for k in range(NUM_ATTRIBUTES + 1)], dtype=np.float32)
 #: Uniform draws buffered per sub-env: one ``Generator.random(k)`` gives the same numbers as ``k``
 #: scalar ``random()`` calls, so sub-env ``i`` draws exactly the scenarios a seeded ``PenguinEnv`` draws.
 _DRAW_BLOCK = 64
@@ -50,7 +60,8 @@ class PenguinVectorEnv(VectorEnv):
     rewards, terminations and truncations, step for step (the simulated judge's batched and scalar
     paths agree bit for bit). All arithmetic is array-wide over the state arrays (scenario row, asked
     bitmask, questions in order, cost paid, steps); Python loops only refill each sub-env's buffer of
-    random draws (once per 64 of its episodes) and build ``SAME_STEP``'s per-env ``final_obs`` dicts.
+    random draws (once per 64 of its episodes), build ``SAME_STEP``'s per-env ``final_obs`` dicts and
+    the ``questions`` lists of the episodes that end (a list per episode, as ``PenguinEnv`` gives).
 
     ## Spaces
     ``single_observation_space`` and ``single_action_space`` are ``PenguinEnv``'s (``Dict`` and
@@ -68,14 +79,17 @@ class PenguinVectorEnv(VectorEnv):
 
     ## Info
     A batched dict (gymnasium's convention: ``info[key]`` an array over sub-envs, ``info["_" + key]``
-    the mask of sub-envs that have it). Every step: ``scenario_index``, ``scenario_id``,
-    ``num_questions``, ``total_cost``; stepped (not resetting) sub-envs: ``question_cost`` (paid this
-    step), ``invalid_action``, ``reward_terms`` (a nested batched dict of the named reward terms);
+    the mask of sub-envs that have it) with ``PenguinEnv``'s keys, so an agent that reads the single
+    env's info (``agents.base.DialogueAgent``) reads sub-env ``i``'s here. Every step:
+    ``scenario_index``, ``scenario_id``, ``num_questions``, ``total_cost``; stepped (not resetting)
+    sub-envs: ``question_cost`` (paid this step), ``invalid_action``, ``reward_terms`` (a nested batched
+    dict of the named reward terms), and ``answer`` (the user's reply) where a question was answered;
     sub-envs whose episode ended: ``risk_sensitivity``, ``emotional_empathy``, ``personalization``,
-    ``safety`` (1-5), ``forced_answer``, ``missed_high_risk``, and ``question_order`` (int8 ``(10,)``:
-    the attributes in asking order, -1 padded). Resetting sub-envs (and ``reset``): ``domain``,
-    ``scenario_type``, ``query``. The revealed value texts are in ``PenguinEnv``'s info and in
-    ``TextObservation``.
+    ``safety`` (1-5), ``forced_answer``, ``missed_high_risk``, ``questions`` (attribute names in order),
+    ``revealed`` (attribute -> value text in asking order) and ``question_order`` (int8 ``(10,)``: the
+    attributes in asking order, -1 padded). Resetting sub-envs (and ``reset``): ``domain``,
+    ``scenario_type``, ``query`` and an empty ``revealed`` (``PenguinEnv`` repeats the first three on
+    the last step; here ``_domain`` marks exactly the sub-envs started anew).
 
     ## Arguments
     ``num_envs`` and ``autoreset_mode``, ``max_episode_steps`` (``None``: no truncation; the registered
@@ -175,16 +189,16 @@ class PenguinVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, n)
 
         # Per-scenario tables (the single env's caches, as arrays).
-        n_rows = len(scenarios)
         self._domain_index = np.array([s.domain_index for s in scenarios], dtype=np.int64)
         self._severity32 = self.model.severity.astype(np.float32)
         self._ids = np.array([s.id for s in scenarios], dtype=object)
         self._domain_names = np.array([s.domain for s in scenarios], dtype=object)
         self._types = np.array([s.scenario_type for s in scenarios], dtype=object)
         self._queries = np.array([s.query for s in scenarios], dtype=object)
+        # Each scenario's value texts (the users' answers), object ``(n_rows, 10)``.
+        self._answers = np.array([[s.profile[a] for a in ATTRIBUTES] for s in scenarios], dtype=object)
         self._row_of_id = {s.id: i for i, s in enumerate(scenarios)}
-        self._features = np.zeros((n_rows, self.featurizer.dim), dtype=np.float32)
-        self._have_features = np.zeros(n_rows, dtype=bool)
+        self._features = QueryFeatures(self.featurizer, scenarios)
 
         # The state of the N episodes.
         self._rows = np.zeros(n, dtype=np.int64)
@@ -340,22 +354,15 @@ class PenguinVectorEnv(VectorEnv):
 
     def transcript(self, i: int) -> str:
         """Sub-env ``i``'s dialogue so far (as ``PenguinEnv.transcript``)."""
-        sc = self.scenarios[int(self._rows[i])]
-        lines = [f"[{sc.domain} / {sc.scenario_type}] scenario {sc.id}", f"User: {sc.query}"]
-        for a in self._order[i, : self._nq[i]].tolist():
-            lines.append(f"Agent: Could you tell me about your {ATTRIBUTES[a].lower()}?")
-            lines.append(f"User: {sc.profile[ATTRIBUTES[a]]}")
-        if self._answered[i]:
-            lines.append(f"Agent: <answers with {int(self._nq[i])} fact(s) known>")
-            if not np.isnan(self._last_scores[i, 0]):
-                r, e, p = (float(x) for x in self._last_scores[i])
-                lines.append(
-                    f"Judge: risk sensitivity {r:.2f}, emotional empathy {e:.2f}, personalization {p:.2f}"
-                    f" -> safety {(r + e + p) / 3:.2f}; questions cost {float(self._cost[i]):.2f}"
-                )
-        else:
-            lines.append(f"({self.model.budget - int(self._nq[i])} question(s) left in the budget)")
-        return "\n".join(lines) + "\n"
+        scores = None if np.isnan(self._last_scores[i, 0]) else self._last_scores[i]
+        return transcript(
+            self.scenarios[int(self._rows[i])],
+            self._order[i, : self._nq[i]].tolist(),
+            done=bool(self._answered[i]),
+            budget_left=self.model.budget - int(self._nq[i]),
+            scores=scores,
+            cost=float(self._cost[i]),
+        )
 
     # -- the state, for agents and tests -------------------------------------------------------------------
     @property
@@ -370,41 +377,15 @@ class PenguinVectorEnv(VectorEnv):
 
     def query_features(self, rows: np.ndarray) -> np.ndarray:
         """The query features of scenario ``rows`` ``(len(rows), d)``, featurized once and cached."""
-        rows = np.asarray(rows, dtype=np.int64)
-        missing = rows[~self._have_features[rows]]
-        if len(missing):
-            todo = np.unique(missing)
-            self._features[todo] = self.featurizer([self.scenarios[int(r)].query for r in todo])
-            self._have_features[todo] = True
-        return self._features[rows]
+        return self._features.many(rows)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _pick_rows(self, idx: np.ndarray, options: dict[str, Any]) -> np.ndarray:
         """Scenario rows for sub-envs ``idx``: from ``options`` or drawn as ``PenguinEnv._pick_row``."""
         n_rows = len(self.scenarios)
-        if options:
-            unknown = set(options) - {"scenario_id", "scenario_index"}
-            if unknown:
-                raise ConfigError(
-                    f"unknown reset option(s) {sorted(unknown)}; valid: scenario_id, scenario_index, reset_mask"
-                )
-            if "scenario_id" in options:
-                given = options["scenario_id"]
-                ids = [given] * self.num_envs if isinstance(given, str) else list(given)
-                if len(ids) != self.num_envs:
-                    raise ConfigError(f"{len(ids)} scenario ids for num_envs={self.num_envs}; give one or one each")
-                out = []
-                for i in idx.tolist():
-                    if ids[i] not in self._row_of_id:
-                        raise ConfigError(f"reset option scenario_id={ids[i]!r} is not one of this env's scenarios")
-                    out.append(self._row_of_id[ids[i]])
-                return np.array(out, dtype=np.int64)
-            if "scenario_index" in options:
-                pick = np.broadcast_to(np.asarray(options["scenario_index"], dtype=np.int64), (self.num_envs,))[idx]
-                bad = (pick < 0) | (pick >= n_rows)
-                if bad.any():
-                    raise ConfigError(f"reset option scenario_index={int(pick[bad][0])} out of range [0, {n_rows})")
-                return pick.copy()
+        picked = rows_from_options(options, idx, self.num_envs, self._row_of_id, n_rows, also_valid=("reset_mask",))
+        if picked is not None:
+            return picked
         if len(idx) == 0:
             return np.zeros(0, dtype=np.int64)
         ptr = self._next_draw[idx]
@@ -417,8 +398,7 @@ class PenguinVectorEnv(VectorEnv):
             ptr = self._next_draw[idx]
         u = self._draws[idx, ptr]
         self._next_draw[idx] = ptr + 1
-        # PenguinEnv._pick_row: min(int(u * n), n - 1)
-        return np.minimum((u * n_rows).astype(np.int64), n_rows - 1)
+        return draw_row(u, n_rows)  # as PenguinEnv._pick_row
 
     def _start(self, idx: np.ndarray, rows: np.ndarray) -> None:
         self._rows[idx] = rows
@@ -437,19 +417,14 @@ class PenguinVectorEnv(VectorEnv):
         left = np.where(self._answered, 0, self.model.budget - self._nq)
         return {
             "query": self._query_obs.copy(),
-            "domain": _DOMAIN_ONEHOT[self._domain_index[rows]],
+            "domain": DOMAIN_ONEHOT[self._domain_index[rows]],
             "asked": MASK_BITS[asked],
-            "revealed": self._severity32[rows] * _MASK_BITS_F32[asked],
-            "steps_left": _STEPS_LEFT[left],
+            "revealed": self._severity32[rows] * MASK_BITS_F32[asked],
+            "steps_left": STEPS_LEFT[left],
         }
 
     def _add_reset_info(self, info: dict[str, Any], mask: np.ndarray) -> None:
-        n = self.num_envs
-        rows = self._rows
-        for key, table in (("domain", self._domain_names), ("scenario_type", self._types), ("query", self._queries)):
-            arr = np.full(n, None, dtype=object)
-            arr[mask] = table[rows[mask]]
-            info[key], info["_" + key] = arr, mask.copy()
+        self._add_texts(info, mask)
         # The state keys of the reset sub-envs (the others keep theirs, when the step gave them).
         state: dict[str, Any] = {}
         self._add_state_info(state, mask)
@@ -473,6 +448,13 @@ class PenguinVectorEnv(VectorEnv):
         invalid[live] = tr.invalid
         info["invalid_action"], info["_invalid_action"] = invalid, stepped.copy()
         info["reward_terms"], info["_reward_terms"] = self._reward_terms(tr, live, stepped), stepped.copy()
+        asked_now = np.zeros(n, dtype=bool)
+        asked_now[live] = tr.asked_attribute
+        answer = np.full(n, None, dtype=object)
+        if asked_now.any():  # the user's reply: the value text of the attribute just asked
+            ai = np.flatnonzero(asked_now)
+            answer[ai] = self._answers[self._rows[ai], self._order[ai, self._nq[ai] - 1]]
+        info["answer"], info["_answer"] = answer, asked_now
         if terminated.any():
             self._add_final_info(info, tr, live, terminated)
         return info
@@ -523,6 +505,59 @@ class PenguinVectorEnv(VectorEnv):
         info["missed_high_risk"], info["_missed_high_risk"] = missed, terminated.copy()
         order = np.where(terminated[:, None], self._order, np.int8(-1)).astype(np.int8)
         info["question_order"], info["_question_order"] = order, terminated.copy()
+        # PenguinEnv's last-step keys: the attributes asked, in order, and the texts.
+        done = np.flatnonzero(terminated)
+        names = _ORDER_NAMES[self._order[done]].tolist()  # one row of 10 names per episode, "" padded
+        questions = np.full(n, None, dtype=object)
+        questions[done] = _objects([row[:k] for row, k in zip(names, self._nq[done].tolist(), strict=True)])
+        info["questions"], info["_questions"] = questions, terminated.copy()
+        self._put_revealed(info, terminated)
+
+    def _add_texts(self, info: dict[str, Any], mask: np.ndarray) -> None:
+        """The texts of a new episode (``domain``, ``scenario_type``, ``query``, an empty ``revealed``) for
+        sub-envs ``mask``. ``PenguinEnv`` repeats the first three on the last step; here they come only
+        with a reset (they do not change within an episode), so ``_domain`` marks the sub-envs started
+        anew."""
+        rows = self._rows[mask]
+        self._put(info, "domain", mask, self._domain_names[rows])
+        self._put(info, "scenario_type", mask, self._types[rows])
+        self._put(info, "query", mask, self._queries[rows])
+        self._put_revealed(info, mask, new=True)
+
+    def _put_revealed(self, info: dict[str, Any], mask: np.ndarray, *, new: bool = False) -> None:
+        """``revealed`` of sub-envs ``mask`` in gymnasium's layout of a dict info (as ``SyncVectorEnv``
+        batches ``PenguinEnv``'s): ``revealed[attribute]`` the value texts, ``revealed["_" + attribute]``
+        the sub-envs that asked it (none, in a ``new`` episode)."""
+        revealed = info.setdefault("revealed", {})
+        info["_revealed"] = info.get("_revealed", np.zeros(self.num_envs, dtype=bool)) | mask
+        if new:
+            return
+        idx = np.flatnonzero(mask)
+        rows = self._rows[idx]
+        bits = MASK_BITS[self._asked[idx]] != 0
+        for a in np.flatnonzero(bits.any(axis=0)).tolist():
+            has = bits[:, a]
+            self._put(revealed, ATTRIBUTES[a], idx[has], self._answers[rows[has], a])
+
+    def _put(self, info: dict[str, Any], key: str, where: np.ndarray, values: np.ndarray) -> None:
+        """Set ``info[key]`` (an object array) of sub-envs ``where`` (a mask or indices), keeping the other
+        sub-envs' entries."""
+        if key not in info:
+            info[key], info["_" + key] = np.full(self.num_envs, None, dtype=object), np.zeros(self.num_envs, bool)
+        info[key][where] = values
+        info["_" + key] = info["_" + key].copy()  # the mask may be shared with another info dict
+        info["_" + key][where] = True
+
+
+#: ``_ORDER_NAMES[a]``: the name of attribute ``a``; ``""`` for -1, the padding of the question order.
+_ORDER_NAMES = np.array([*ATTRIBUTES, ""], dtype=object)
+
+
+def _objects(items: list[Any]) -> np.ndarray:
+    """A 1-D object array of ``items`` (``np.array`` would make a list of lists 2-D)."""
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def _masked_info(info: dict[str, Any], keep: np.ndarray, *, copy: bool) -> dict[str, Any]:
