@@ -249,9 +249,15 @@ def _run(
 
     it: Any = order
     if progress:
-        from tqdm.auto import tqdm
+        from rich.console import Console
+        from rich.progress import track
 
-        it = tqdm(order, desc=f"{getattr(agent, 'name', 'agent')} on {env_id}", unit="ep")
+        it = track(
+            order,
+            description=f"{getattr(agent, 'name', 'agent')} on {env_id}",
+            console=Console(stderr=True),
+            transient=True,
+        )
     out: list[EpisodeRow] = []
     for k, row in enumerate(it):
         row = int(row)

@@ -19,9 +19,10 @@ USAGE_ERROR = 2
 
 @dataclass(frozen=True)
 class Command:
+    """A subcommand: the module whose ``main(argv, prog=...)`` runs it, and its one-line summary."""
+
     module: str
     summary: str
-    owner_hint: str = ""
 
 
 COMMANDS: dict[str, Command] = {
@@ -49,12 +50,14 @@ COMMANDS: dict[str, Command] = {
     "train-ppo": Command(
         "experiments.train_ppo",
         'train a MaskablePPO acquisition policy (needs pip install "penguin-gym[train]")',
-        "the PPO issue",
     ),
     "build-table": Command(
-        "penguin_gym.judges.table",
+        "experiments.build_table",
         "precompute a judge's score for every subset of each scenario's attributes (a ScoreTable .npz)",
-        "the LLM judge issue",
+    ),
+    "refit": Command(
+        "experiments.refit_judge",
+        "fit the simulated judge to a score table or a judge cache and save the parameters (a JSON preset)",
     ),
     "play": Command(
         "experiments.play",
@@ -119,7 +122,7 @@ def list_envs(argv: Sequence[str] | None = None, *, prog: str | None = None) -> 
     from collections import Counter
 
     import penguin_gym
-    from experiments.common import print_table
+    from experiments.terminal import print_table
     from penguin_gym.data import load_scenarios
 
     scen = load_scenarios()
@@ -174,8 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if e.name != cmd.module:
                 raise
             print(
-                f"penguin-gym {name}: {cmd.module} is not part of this installation yet ({cmd.owner_hint or 'missing module'});"
-                " update penguin-gym or run from a checkout that has it",
+                f"penguin-gym {name}: {cmd.module} is not part of this installation; reinstall penguin-gym",
                 file=sys.stderr,
             )
             return 1

@@ -56,7 +56,7 @@ def test_aliases_and_unknown_commands(capsys):
 
 
 def test_a_missing_module_is_reported(monkeypatch, capsys):
-    monkeypatch.setitem(cli.COMMANDS, "train-ppo", cli.Command("experiments.no_such_module", "x", "the PPO issue"))
+    monkeypatch.setitem(cli.COMMANDS, "train-ppo", cli.Command("experiments.no_such_module", "x"))
     assert cli.main(["train-ppo", "--help"]) == 1
     assert "experiments.no_such_module is not part of this installation" in capsys.readouterr().err
 

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import cli
-from experiments.common import ResultsDir
+from experiments import build_table, cli
+from experiments.results import ResultsDir
 from penguin_gym.data import ATTRIBUTES, load_scenarios
 from penguin_gym.error import ConfigError, DataFormatError, PenguinError, ResultsLockedError
 from penguin_gym.judges import SimulatedJudge
-from penguin_gym.judges import table as table_module
 from penguin_gym.judges.cache import CachedJudge, judge_names, read_judgments
 from penguin_gym.judges.table import TABLE_FORMAT, ScoreTable
 
@@ -171,7 +170,7 @@ needs_flock = pytest.mark.skipif(sys.platform == "win32", reason="no fcntl.flock
 OPEN_IN_ANOTHER_PROCESS = textwrap.dedent(
     """
     import sys
-    from experiments.common import ResultsDir
+    from experiments.results import ResultsDir
     from penguin_gym.error import ResultsLockedError
 
     try:
@@ -349,17 +348,17 @@ BUILD = ["--judge", "simulated", "--domains", "Health", "--n-per-domain", "2", "
 def test_build_table_exit_statuses(tmp_path, capsys):
     bad_table = tmp_path / "bad.npz"
     bad_table.write_bytes(b"not a zip file")
-    assert table_module.main([*BUILD, "--out", str(bad_table)]) == 2  # --out names a file that is no table
+    assert build_table.main([*BUILD, "--out", str(bad_table)]) == 2  # --out names a file that is no table
     assert capsys.readouterr().err.strip().startswith(f"penguin-gym build-table: error: {bad_table}: cannot read")
     bad_cache = tmp_path / "bad.sqlite"
     bad_cache.write_bytes(b"hello, not sqlite " * 40)
-    assert table_module.main([*BUILD, "--out", str(tmp_path / "t.npz"), "--cache", str(bad_cache)]) == 1
+    assert build_table.main([*BUILD, "--out", str(tmp_path / "t.npz"), "--cache", str(bad_cache)]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == (
         f"penguin-gym build-table: error: {bad_cache}: not a penguin-gym judge cache (file is not a database); "
         "move it away or pass another --cache"
     )
-    assert table_module.main([*BUILD, "--out", str(tmp_path / "t.npz")]) == 0
+    assert build_table.main([*BUILD, "--out", str(tmp_path / "t.npz")]) == 0
 
 
 # -- judge caches --------------------------------------------------------------------------------------

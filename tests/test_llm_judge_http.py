@@ -13,7 +13,7 @@ import logging
 import pickle
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from penguin_gym.judges.llm import LLMJudge
 from penguin_gym.judges.rubric import JUDGE_SYSTEM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_server import Disconnect, Hang, Raw, Reply, ScriptedOpenAIServer, Status  # noqa: E402
+from llm_server import Behaviour, Disconnect, Hang, Raw, Reply, ScriptedOpenAIServer, Status  # noqa: E402
 
 SECRET = "sk-test-SECRET-9f8e7d6c5b4a"
 KEY_ENV = "PENGUIN_TEST_API_KEY"
@@ -101,14 +101,25 @@ def test_judge_end_to_end_and_key_never_logged(key, scenarios, caplog, tmp_path)
 
 
 def test_concurrent_requests_respect_the_limit(key):
-    with ScriptedOpenAIServer(default=Reply("slow", delay=0.2)) as server:
-        backend = _backend(server, concurrency=4)
-        t0 = time.perf_counter()
+    # Each request waits at the server until 4 are in flight together: 8 requests pass only as two full
+    # rounds of 4 (sent one at a time, the first would wait alone until the barrier's deadline and
+    # break it), and the peak shows no more than 4 were ever sent at once. No clock is read.
+    rounds = threading.Barrier(4, timeout=10.0)
+    arrivals: list[int] = []
+
+    def wait_for_a_full_round(body: dict) -> Behaviour:
+        try:
+            arrivals.append(rounds.wait())
+        except threading.BrokenBarrierError:
+            return Status(500, {"error": {"message": "fewer than 4 requests in flight"}})
+        return "together"
+
+    with ScriptedOpenAIServer(wait_for_a_full_round) as server:
+        backend = _backend(server, concurrency=4, retries=0, timeout=20.0)
         replies = backend.chat([USER] * 8)
-        elapsed = time.perf_counter() - t0
-    assert replies == ["slow"] * 8
+    assert replies == ["together"] * 8
+    assert sorted(arrivals) == [0, 0, 1, 1, 2, 2, 3, 3]  # two rounds of 4
     assert server.peak_in_flight == 4
-    assert elapsed < 8 * 0.2 * 0.6  # about 2 rounds of 0.2 s, not 8
 
 
 def test_retries_on_500_429_timeouts_truncated_json_and_garbage(key, caplog):
@@ -264,7 +275,7 @@ def test_env_with_an_llm_judge_spec(scenarios):
 def test_penguin_gym_import_stays_light():
     code = (
         "import sys, penguin_gym, penguin_gym.judges, penguin_gym.judges.backends, penguin_gym.judges.llm, "
-        "penguin_gym.judges.cache, penguin_gym.judges.table, penguin_gym.judges.refit\n"
+        "penguin_gym.judges.cache, penguin_gym.judges.table, penguin_gym.judges.fitting\n"
         "from penguin_gym.judges import LLMJudge, CachedJudge, ScoreTable, refit, make_backend\n"
         "heavy = [m for m in ('httpx', 'torch', 'transformers') if m in sys.modules]\n"
         "assert not heavy, heavy"

@@ -1,4 +1,4 @@
-"""Judges: the ``Judge`` protocol, the calibrated ``SimulatedJudge`` and (issue 3) LLM judges."""
+"""Judges: the ``Judge`` protocol, the calibrated ``SimulatedJudge`` and the LLM judges."""
 
 from penguin_gym.judges.base import DIMENSIONS, BoundJudge, Judge, JudgeBase, JudgeScore, bind
 from penguin_gym.judges.simulated import SimulatedJudge, SimulatedJudgeParams
@@ -14,7 +14,7 @@ __all__ = [
     "bind",
 ]
 
-# LLM judging, caches, score tables and refitting (issue 3): imported on first use, so that
+# LLM judging, caches, score tables and refitting: imported on first use, so that
 # `import penguin_gym` never imports sqlite3, httpx, transformers or torch.
 _LAZY: dict[str, str] = {
     "Backend": "penguin_gym.judges.backends",
@@ -31,8 +31,8 @@ _LAZY: dict[str, str] = {
     "CachedJudge": "penguin_gym.judges.cache",
     "ScoreTable": "penguin_gym.judges.table",
     "BoundScoreTable": "penguin_gym.judges.table",
-    "refit": "penguin_gym.judges.refit",
-    "FitReport": "penguin_gym.judges.refit",
+    "refit": "penguin_gym.judges.fitting",
+    "FitReport": "penguin_gym.judges.fit_quality",
     "parse_judge_output": "penguin_gym.judges.parse",
     "ParsedJudgment": "penguin_gym.judges.parse",
     "PROMPT_ID": "penguin_gym.judges.rubric",
