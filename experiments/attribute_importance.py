@@ -26,31 +26,21 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common import (
-    DataArgs,
-    JudgeArgs,
-    ResultsDir,
-    RunArgs,
-    Stopwatch,
-    Tracker,
-    arg,
+from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
+from experiments.judging import (
     build_judge,
     check_unscored,
-    config_dict,
     count_unscored,
-    grouped_bars,
-    heatmap,
     judge_calls,
-    load_domains,
-    mean_ci95,
-    parse_args,
-    pm,
-    print_results_line,
-    print_table,
-    progress,
     redo_unscored_units,
     score_items,
 )
+from experiments.plots import grouped_bars, heatmap
+from experiments.results import ResultsDir, Stopwatch
+from experiments.scenarios import load_domains
+from experiments.stats import mean_ci95
+from experiments.terminal import pm, print_results_line, print_table, progress
+from experiments.tracking import Tracker
 from penguin_gym.data import ATTRIBUTE_GROUPS, ATTRIBUTES
 from penguin_gym.error import ConfigError
 

@@ -32,30 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common import (
-    AgentUnit,
-    DataArgs,
-    JudgeArgs,
-    ResultsDir,
-    RunArgs,
-    Stopwatch,
-    Tracker,
-    arg,
-    build_judge,
-    code_fingerprint,
-    config_dict,
-    derive_seed,
-    env_kwargs_for,
-    episodes_per_domain,
-    lines_with_bands,
-    load_domains,
-    mean_ci95,
-    parse_args,
-    pm,
-    print_results_line,
-    print_table,
-    run_agent_units,
-)
+from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
+from experiments.evaluation import AgentUnit, env_kwargs_for, episodes_per_domain, run_agent_units
+from experiments.judging import build_judge
+from experiments.loading import code_fingerprint
+from experiments.plots import lines_with_bands
+from experiments.results import ResultsDir, Stopwatch, derive_seed
+from experiments.scenarios import load_domains
+from experiments.stats import mean_ci95
+from experiments.terminal import pm, print_results_line, print_table
+from experiments.tracking import Tracker
 from penguin_gym.data import ATTRIBUTES
 from penguin_gym.error import ConfigError
 

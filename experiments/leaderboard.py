@@ -34,34 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common import (
-    AgentUnit,
-    DataArgs,
-    JudgeArgs,
-    ResultsDir,
-    RunArgs,
-    Stopwatch,
-    Tracker,
-    agent_label,
-    arg,
-    bar_panels,
-    build_judge,
-    code_fingerprint,
-    config_dict,
-    derive_seed,
-    env_kwargs_for,
-    episodes_per_domain,
-    frontier,
-    grouped_bars,
-    is_custom_agent,
-    mean_ci95,
-    parse_agent_options,
-    parse_args,
-    pm,
-    print_results_line,
-    print_table,
-    run_agent_units,
-)
+from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
+from experiments.evaluation import AgentUnit, env_kwargs_for, episodes_per_domain, run_agent_units
+from experiments.judging import build_judge
+from experiments.loading import agent_label, code_fingerprint, is_custom_agent, parse_agent_options
+from experiments.plots import bar_panels, frontier, grouped_bars
+from experiments.results import ResultsDir, Stopwatch, derive_seed
+from experiments.stats import mean_ci95
+from experiments.terminal import pm, print_results_line, print_table
+from experiments.tracking import Tracker
 from penguin_gym.error import ConfigError
 from penguin_gym.model import DEFAULT_QUESTION_COST
 
@@ -166,7 +147,7 @@ def plan_units(args: Args, judge: Any, domains: Sequence[str]) -> list[AgentUnit
 
 def run(args: Args) -> dict[str, Any]:
     """Run the leaderboard; returns the summary (also written to ``summary.json``)."""
-    from experiments.common import load_domains
+    from experiments.scenarios import load_domains
 
     clock = Stopwatch()
     domains = list(load_domains(args))

@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common import JudgeArgs, arg, build_judge, console, parse_args
+from experiments.args import JudgeArgs, arg, parse_args
+from experiments.judging import build_judge
+from experiments.terminal import console
 from penguin_gym.data import ATTRIBUTES
 from penguin_gym.error import ConfigError
 from penguin_gym.model import ANSWER, DEFAULT_QUESTION_COST, MASK_BITS, POPCOUNT

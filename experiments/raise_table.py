@@ -28,32 +28,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.common import (
-    AgentUnit,
-    DataArgs,
-    JudgeArgs,
-    ResultsDir,
-    RunArgs,
-    Stopwatch,
-    Tracker,
-    arg,
-    build_judge,
-    code_fingerprint,
-    config_dict,
-    derive_seed,
-    env_kwargs_for,
-    episodes_per_domain,
-    grouped_bars,
-    judge_responders,
-    load_domains,
-    mean_ci95,
-    parse_agent_options,
-    parse_args,
-    pm,
-    print_results_line,
-    print_table,
-    run_agent_units,
-)
+from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
+from experiments.evaluation import AgentUnit, env_kwargs_for, episodes_per_domain, run_agent_units
+from experiments.judging import build_judge, judge_responders
+from experiments.loading import code_fingerprint, parse_agent_options
+from experiments.plots import grouped_bars
+from experiments.results import ResultsDir, Stopwatch, derive_seed
+from experiments.scenarios import load_domains
+from experiments.stats import mean_ci95
+from experiments.terminal import pm, print_results_line, print_table
+from experiments.tracking import Tracker
 from penguin_gym.error import ConfigError
 from penguin_gym.model import DEFAULT_QUESTION_COST
 

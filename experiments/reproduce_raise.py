@@ -34,7 +34,8 @@ from typing import Any
 from agents import evaluate, make_agent
 from agents.mcts import MCTSAgent, MCTSConfig
 from agents.oracle import OracleAgent
-from experiments.common import arg, parse_args, print_table
+from experiments.args import arg, parse_args
+from experiments.terminal import print_table
 from penguin_gym.data import DOMAINS
 from penguin_gym.error import ConfigError
 from penguin_gym.model import DEFAULT_QUESTION_COST

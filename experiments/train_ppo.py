@@ -28,17 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.common import (
-    DEFAULT_RUNS_DIR,
-    TrackingArgs,
-    arg,
-    config_dict,
-    config_hash,
-    console,
-    print_table,
-    start_wandb,
-    write_csv,
-)
+from experiments.args import TrackingArgs, arg, config_dict
+from experiments.results import DEFAULT_RUNS_DIR, config_hash, write_csv
+from experiments.terminal import console, print_table
+from experiments.tracking import start_wandb
 from penguin_gym.error import ConfigError, DependencyNotInstalled
 from penguin_gym.model import DEFAULT_QUESTION_COST
 
@@ -261,7 +254,7 @@ def run(args: Args) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Command-line entry point (``python -m experiments.train_ppo`` / ``penguin-gym train-ppo``)."""
-    from experiments.common import parse_args
+    from experiments.args import parse_args
 
     args = parse_args(Args, argv, prog=prog or "python -m experiments.train_ppo", description=__doc__)
     start = time.perf_counter()

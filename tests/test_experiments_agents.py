@@ -10,7 +10,7 @@ import pytest
 from test_experiments_common import read_wandb_records
 
 from experiments import budget, leaderboard, raise_table
-from experiments.common import ResultsDir
+from experiments.results import ResultsDir
 from penguin_gym.error import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import pytest
 from test_experiments_common import read_wandb_records
 
 from experiments import attribute_importance, context_gap
-from experiments.common import ResultsDir
+from experiments.results import ResultsDir
 
 SMALL = ["--domains", "Health", "Financial", "--n-per-domain", "150", "--no-progress"]
 

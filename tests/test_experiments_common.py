@@ -11,8 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import common
-from experiments.common import DataArgs, ResultsDir, RunArgs, arg, mean_ci95, parse_args, t975
+from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
+from experiments.judging import build_judge, judge_responders
+from experiments.results import ResultsDir, config_hash
+from experiments.scenarios import load_domains
+from experiments.stats import mean_ci95, t975
+from experiments.tracking import wandb_mode
 from penguin_gym.error import ConfigError, DataFormatError
 
 
@@ -121,10 +125,10 @@ def test_help_groups_sections(capsys):
 
 
 def test_config_hash_ignores_presentation_options():
-    a = common.config_dict(parse_args(_Args, ["--no-wandb", "--no-progress"]), hashed_only=True)
-    b = common.config_dict(parse_args(_Args, []), hashed_only=True)
-    c = common.config_dict(parse_args(_Args, ["--k", "4"]), hashed_only=True)
-    assert common.config_hash("e", a) == common.config_hash("e", b) != common.config_hash("e", c)
+    a = config_dict(parse_args(_Args, ["--no-wandb", "--no-progress"]), hashed_only=True)
+    b = config_dict(parse_args(_Args, []), hashed_only=True)
+    c = config_dict(parse_args(_Args, ["--k", "4"]), hashed_only=True)
+    assert config_hash("e", a) == config_hash("e", b) != config_hash("e", c)
 
 
 # -- statistics ----------------------------------------------------------------------------------------
@@ -184,32 +188,32 @@ def test_results_dir_errors(tmp_path):
 
 def test_load_domains_sample_is_stable():
     a = DataArgs(domains=("Health", "Career"), n_per_domain=100, max_scenarios=7)
-    one = common.load_domains(a)
-    two = common.load_domains(DataArgs(domains=("Career",), n_per_domain=100, max_scenarios=7))
+    one = load_domains(a)
+    two = load_domains(DataArgs(domains=("Career",), n_per_domain=100, max_scenarios=7))
     assert list(one) == ["Career", "Health"]  # DOMAINS order
     assert [s.id for s in one["Career"]] == [s.id for s in two["Career"]]
     assert all(len(v) == 7 and all(s.split == "test" for s in v) for v in one.values())
 
 
 def test_build_judge_specs():
-    j = common.build_judge(common.JudgeArgs(responder="gpt-4o"))
+    j = build_judge(JudgeArgs(responder="gpt-4o"))
     assert j.name.endswith("/gpt-4o")
     with pytest.raises(ConfigError, match="--judge llm needs"):
-        common.build_judge(common.JudgeArgs(judge="llm"))
+        build_judge(JudgeArgs(judge="llm"))
     with pytest.raises(ConfigError, match="unknown responder"):
-        common.build_judge(common.JudgeArgs(responder="gpt-5"))
-    assert common.judge_responders(common.JudgeArgs(), ("all",))[0] == "mean"
-    assert len(common.judge_responders(common.JudgeArgs(), ("all",))) == 7
+        build_judge(JudgeArgs(responder="gpt-5"))
+    assert judge_responders(JudgeArgs(), ("all",))[0] == "mean"
+    assert len(judge_responders(JudgeArgs(), ("all",))) == 7
 
 
 def test_wandb_mode_auto(monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
-    assert common.wandb_mode("auto") == "offline"
+    assert wandb_mode("auto") == "offline"
     (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password abc\n")
     (tmp_path / "netrc").chmod(0o600)
-    assert common.wandb_mode("auto") == "online"
+    assert wandb_mode("auto") == "online"
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    assert common.wandb_mode("auto") is None  # W&B reads WANDB_MODE itself
-    assert common.wandb_mode("offline") == "offline"
+    assert wandb_mode("auto") is None  # W&B reads WANDB_MODE itself
+    assert wandb_mode("offline") == "offline"
