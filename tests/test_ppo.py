@@ -1,4 +1,4 @@
-"""MaskablePPO: a seconds-long run beats random-k on held-out scenarios; the agent, saving and checkpoints."""
+"""MaskablePPO: a 16,384-step run beats random-k on held-out scenarios; the agent, saving and checkpoints."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
 
 
 def test_a_short_run_beats_random_k_on_held_out_scenarios(trained: TrainResult) -> None:
-    assert trained.timesteps == 16_384 and trained.wall_time_s < 60
+    # How long it takes is measured by benchmarks/ppo_oracle.py, not asserted here.
+    assert trained.timesteps == 16_384
     # invalid_action="raise": a masked action would raise, so this also checks the masks are obeyed.
     kwargs = {"invalid_action": "raise"}
     ppo = evaluate(trained.agent, ENV_ID, episodes=200, seed=1, split="test", env_kwargs=kwargs).summary
