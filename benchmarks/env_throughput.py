@@ -79,29 +79,32 @@ def compare(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.targets import Target, check, goal, parse
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--env", default="Penguin-Health-v1")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 20 per scenario)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--min-ratio", type=float, default=None, help=f"target ratio to CartPole (default {TARGET}x)")
+    args, full = parse(ap, argv, {"steps": 2000, "repeats": 1, "warmup": 200}, sizes=("steps",))
+    target, gated = goal(args.min_ratio, TARGET, full_size=full)
 
     penguin: Any = gym.make(args.env)
     cartpole = gym.make("CartPole-v1")
     warmup = 20 * len(penguin.unwrapped.scenarios) if args.warmup is None else args.warmup
     steps_per_second(penguin, warmup)  # warm-up: every scenario seen
     steps_per_second(cartpole, min(warmup, 20_000))
-    ok = True
+    targets = []
     for case, play in (("random actions", steps_per_second), ("as agents play", agent_steps_per_second)):
         ours, ref = compare(penguin, cartpole, play, args.steps, args.repeats)
         p, c = statistics.median(ours), statistics.median(ref)
-        met = p / c >= TARGET
-        ok &= met
         print(f"-- {case}")
         print(f"{args.env:<20} {p:>12,.0f} steps/s   (runs: {', '.join(f'{x:,.0f}' for x in ours)})")
         print(f"{'CartPole-v1':<20} {c:>12,.0f} steps/s   (runs: {', '.join(f'{x:,.0f}' for x in ref)})")
-        print(f"ratio {args.env} / CartPole-v1: {p / c:.2f}x (target >= {TARGET}x): {'met' if met else 'NOT met'}")
-    return 0 if ok else 1
+        print(f"ratio {args.env} / CartPole-v1: {p / c:.2f}x")
+        targets.append(Target(f"{case}: {args.env} / CartPole-v1", p / c, target, "x", ".2f", gated=gated))
+    return check(targets)
 
 
 if __name__ == "__main__":
