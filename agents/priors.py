@@ -30,8 +30,9 @@ from agents import llm
 from penguin_gym.data.schema import ATTRIBUTES, DOMAINS, NUM_ATTRIBUTES
 from penguin_gym.error import ConfigError
 from penguin_gym.model import MASK_BITS, POPCOUNT
+from penguin_gym.rules import ANSWER as STOP
+from penguin_gym.rules import action_masks
 
-STOP = NUM_ATTRIBUTES
 NUM_PRIOR_ACTIONS = NUM_ATTRIBUTES + 1
 
 
@@ -50,8 +51,8 @@ class Prior(Protocol):
 
 
 def _legal(masks: np.ndarray, budget_left: np.ndarray) -> np.ndarray:
-    """``(m, 10)`` float: attribute ``a`` unasked and budget left."""
-    return (1 - MASK_BITS[masks]).astype(np.float64) * (np.asarray(budget_left) > 0)[:, None]
+    """``(m, 10)`` float: attribute ``a`` may be asked (unasked, and budget left): ``rules.action_masks``."""
+    return action_masks(np.asarray(masks), np.asarray(budget_left))[:, :STOP].astype(np.float64)
 
 
 def _compose(p_attr: np.ndarray, stop: np.ndarray, allow_stop: bool) -> np.ndarray:

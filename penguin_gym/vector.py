@@ -38,6 +38,7 @@ from penguin_gym.error import ConfigError
 from penguin_gym.features import Featurizer
 from penguin_gym.judges.base import Judge
 from penguin_gym.model import (
+    ANSWER,
     DEFAULT_QUESTION_COST,
     MASK_BITS,
     NUM_ACTIONS,
@@ -340,11 +341,15 @@ class PenguinVectorEnv(VectorEnv):
         return self._obs(), reward, terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
-        """Valid actions, bool ``(N, 11)``, True = valid: ``PenguinEnv.action_masks()`` of each sub-env
-        (a row of False where the answer was given and the autoreset is due: its action is ignored)."""
+        """Valid actions, bool ``(N, 11)``, True = valid: ``PenguinEnv.action_masks()`` of each sub-env,
+        except that a sub-env whose answer was given (its autoreset is due, and its next action is
+        ignored) shows ``ANSWER`` alone rather than a row of False, so that a masked policy always has
+        an action to choose (sb3-contrib's ``MaskablePPO`` turns an all-False row into NaN logits)."""
         if not self._started:
             raise gym.error.ResetNeeded("call reset() before action_masks()")
-        return self.model.action_mask_batch(self._asked, self._nq, self._answered)
+        masks = self.model.action_mask_batch(self._asked, self._nq, self._answered)
+        masks[self._answered, ANSWER] = True
+        return masks
 
     def render(self) -> tuple[str, ...] | None:
         """With ``render_mode="ansi"``: each sub-env's dialogue so far, as text."""
@@ -374,6 +379,11 @@ class PenguinVectorEnv(VectorEnv):
     def asked(self) -> np.ndarray:
         """Each sub-env's asked bitmask (a copy)."""
         return self._asked.copy()
+
+    @property
+    def answered(self) -> np.ndarray:
+        """Bool ``(N,)``: the sub-envs whose answer was given (their autoreset is due), a copy."""
+        return self._answered.copy()
 
     def query_features(self, rows: np.ndarray) -> np.ndarray:
         """The query features of scenario ``rows`` ``(len(rows), d)``, featurized once and cached."""

@@ -87,7 +87,7 @@ def test_act_batch_matches_act_on_single_envs(trained: TrainResult) -> None:
         for i, e in enumerate(singles):
             agent.attach(e.unwrapped)
             single = agent.act(obs_s[i], {})
-            if vec.action_masks()[i].any():  # a live episode (a finished one awaits its autoreset)
+            if not vec.answered[i]:  # a live episode (a finished one awaits its autoreset)
                 assert single == actions[i]
                 obs_s[i], _, term, trunc, _ = e.step(single)
                 if term or trunc:
@@ -144,7 +144,8 @@ def test_act_batch_answers_for_finished_sub_envs(trained: TrainResult) -> None:
     obs, _ = vec.reset(seed=0)
     obs, *_ = vec.step(np.array([ANSWER, 7]))
     masks = vec.action_masks()
-    assert not masks[0].any()
+    assert vec.answered.tolist() == [True, False]
+    assert masks[0].tolist() == [False] * ANSWER + [True]  # ANSWER alone, never a row of False
     assert trained.agent.act_batch(obs, masks)[0] == ANSWER
 
 
