@@ -617,11 +617,11 @@ RULES: tuple[Rule, ...] = (
 
 def _age_bound_rules() -> tuple[Rule, ...]:
     """Value texts that imply an age ("Retired", "Married for 12 years"): the profile's age fits."""
-    from penguin_gym.data.synthetic import AGE_BOUNDED_TEXTS_V1
+    from penguin_gym.data.synthetic import age_bounded_texts
 
     out = []
     for attr in ("Marital Status", "Profession", "Education Level", "Health Status"):
-        for pattern, lo, hi in AGE_BOUNDED_TEXTS_V1:
+        for pattern, lo, hi in age_bounded_texts():
             out.append(
                 Rule(
                     f"age-of-text:{attr}:{pattern}",

@@ -224,7 +224,7 @@ AGE_BOUNDED_TEXTS_V1: tuple[tuple[str, int, int], ...] = tuple(
 )
 
 
-def age_bounded_texts(version: int = 1) -> tuple[tuple[str, int, int], ...]:
+def age_bounded_texts(version: int = SUITE_VERSION) -> tuple[tuple[str, int, int], ...]:
     """The (pattern, youngest, oldest) table of a suite version."""
     return AGE_BOUNDED_TEXTS if version == 0 else AGE_BOUNDED_TEXTS_V1
 
@@ -234,7 +234,7 @@ def _age_bounds(version: int) -> tuple[tuple[re.Pattern[str], int, int], ...]:
     return tuple((re.compile(p, re.IGNORECASE), lo, hi) for p, lo, hi in age_bounded_texts(version))
 
 
-def _age_range(text: str, version: int = 1) -> tuple[int, int]:
+def _age_range(text: str, version: int = SUITE_VERSION) -> tuple[int, int]:
     lo, hi = 0, 200
     for rx, a, b in _age_bounds(version):
         if rx.search(text):
@@ -515,6 +515,13 @@ def _pick(p: np.ndarray, u: np.ndarray, mask: np.ndarray | None = None) -> np.nd
     return (u[:, None] * c[:, -1:] > c).sum(axis=1)
 
 
+def _bin_probs(mean: np.ndarray, sigma: float, thresholds: Sequence[float]) -> np.ndarray:
+    """P(bin k) for ``mean + N(0, sigma)`` binned at ``thresholds``: Gaussian CDF differences, ``(n, k)``."""
+    cdf = _phi((np.asarray(thresholds)[None, :] - mean[:, None]) / sigma)
+    edge = np.zeros((mean.size, 1))
+    return np.diff(np.concatenate([edge, cdf, edge + 1.0], axis=1), axis=1)
+
+
 def _threshold(
     score: np.ndarray, noise: np.ndarray, sigma: float, thresholds: Sequence[float], mask: np.ndarray | None
 ) -> np.ndarray:
@@ -528,9 +535,7 @@ def _threshold(
         return out
     rows = np.flatnonzero(~mask.all(axis=1))
     if rows.size:
-        mean = (score - noise)[rows]
-        cdf = _phi((np.asarray(thresholds)[None, :] - mean[:, None]) / sigma)
-        p = np.diff(np.concatenate([np.zeros((rows.size, 1)), cdf, np.ones((rows.size, 1))], axis=1), axis=1)
+        p = _bin_probs((score - noise)[rows], sigma, thresholds)
         out[rows] = _pick(p, _phi(noise[rows] / sigma), mask[rows])
     return out
 
@@ -618,11 +623,8 @@ def _sample_block(
         rows = np.flatnonzero(~m_mask.all(axis=1))
         if rows.size:
             allowed = m_mask[rows].astype(np.float64)
-            lvl_p = np.zeros((rows.size, 1))  # P(level) under the noise, times P(allowed | level)
-            mean = (mental_score - noise)[rows]
-            cdf = _phi((np.asarray(_MENTAL_T)[None, :] - mean[:, None]) / _MENTAL_SIGMA)
-            lvl_p = np.diff(np.concatenate([np.zeros((rows.size, 1)), cdf, np.ones((rows.size, 1))], axis=1), axis=1)
-            lvl_p = lvl_p * (allowed @ _MENTAL_BY_LEVEL.T)
+            # P(level) under the noise, times P(allowed | level).
+            lvl_p = _bin_probs((mental_score - noise)[rows], _MENTAL_SIGMA, _MENTAL_T) * (allowed @ _MENTAL_BY_LEVEL.T)
             level[rows] = _pick(lvl_p, _phi(noise[rows] / _MENTAL_SIGMA))
             mental[rows] = _pick(_MENTAL_BY_LEVEL[level[rows]], kind_u[rows], m_mask[rows])
     harm_u = rng.random(n)
