@@ -68,8 +68,8 @@ class PenguinVectorEnv(VectorEnv):
     ``single_observation_space`` and ``single_action_space`` are ``PenguinEnv``'s (``Dict`` and
     ``Discrete(11)``); ``observation_space`` / ``action_space`` are their batched forms (``Dict`` of
     ``(N, ...)`` arrays, ``MultiDiscrete``). ``action_masks()`` gives the valid actions, bool
-    ``(N, 11)`` (a sub-env whose answer was given has no valid action until its autoreset, as in
-    ``PenguinEnv``).
+    ``(N, 11)``; a sub-env whose answer was given shows ``ANSWER`` alone until its autoreset (which
+    ignores the action), where ``PenguinEnv`` shows no valid action until its reset.
 
     ## Autoreset
     ``autoreset_mode`` (``metadata["autoreset_mode"]``): ``NEXT_STEP`` (default, gymnasium's): the step
@@ -87,10 +87,11 @@ class PenguinVectorEnv(VectorEnv):
     dict of the named reward terms), and ``answer`` (the user's reply) where a question was answered;
     sub-envs whose episode ended: ``risk_sensitivity``, ``emotional_empathy``, ``personalization``,
     ``safety`` (1-5), ``forced_answer``, ``missed_high_risk``, ``questions`` (attribute names in order),
-    ``revealed`` (attribute -> value text in asking order) and ``question_order`` (int8 ``(10,)``: the
-    attributes in asking order, -1 padded). Resetting sub-envs (and ``reset``): ``domain``,
-    ``scenario_type``, ``query`` and an empty ``revealed`` (``PenguinEnv`` repeats the first three on
-    the last step; here ``_domain`` marks exactly the sub-envs started anew).
+    ``domain``, ``scenario_type``, ``query``, ``revealed`` (attribute -> value text in asking order) and
+    ``question_order`` (int8 ``(10,)``: the attributes in asking order, -1 padded). Resetting sub-envs
+    (and ``reset``): ``domain``, ``scenario_type``, ``query`` and an empty ``revealed``. Every key of
+    ``PenguinEnv``'s info is there with the same value as ``SyncVectorEnv`` gives; as there, a sub-env
+    started anew is one with ``_domain`` set and ``_question_cost`` not.
 
     ## Arguments
     ``num_envs`` and ``autoreset_mode``, ``max_episode_steps`` (``None``: no truncation; the registered
@@ -521,18 +522,22 @@ class PenguinVectorEnv(VectorEnv):
         questions = np.full(n, None, dtype=object)
         questions[done] = _objects([row[:k] for row, k in zip(names, self._nq[done].tolist(), strict=True)])
         info["questions"], info["_questions"] = questions, terminated.copy()
+        self._put_scenario_texts(info, terminated)
         self._put_revealed(info, terminated)
 
     def _add_texts(self, info: dict[str, Any], mask: np.ndarray) -> None:
         """The texts of a new episode (``domain``, ``scenario_type``, ``query``, an empty ``revealed``) for
-        sub-envs ``mask``. ``PenguinEnv`` repeats the first three on the last step; here they come only
-        with a reset (they do not change within an episode), so ``_domain`` marks the sub-envs started
-        anew."""
+        sub-envs ``mask``, as ``PenguinEnv.reset`` gives them (it repeats them on the answer step, and so do
+        we: ``_add_final_info``). As in ``SyncVectorEnv``, a sub-env started anew is one with texts and no
+        ``question_cost``."""
+        self._put_scenario_texts(info, mask)
+        self._put_revealed(info, mask, new=True)
+
+    def _put_scenario_texts(self, info: dict[str, Any], mask: np.ndarray) -> None:
         rows = self._rows[mask]
         self._put(info, "domain", mask, self._domain_names[rows])
         self._put(info, "scenario_type", mask, self._types[rows])
         self._put(info, "query", mask, self._queries[rows])
-        self._put_revealed(info, mask, new=True)
 
     def _put_revealed(self, info: dict[str, Any], mask: np.ndarray, *, new: bool = False) -> None:
         """``revealed`` of sub-envs ``mask`` in gymnasium's layout of a dict info (as ``SyncVectorEnv``
@@ -591,4 +596,28 @@ def _masked_info(info: dict[str, Any], keep: np.ndarray, *, copy: bool) -> dict[
     return out
 
 
-__all__ = ["PenguinVectorEnv"]
+def sub_env_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
+    """Sub-env ``i``'s part of a batched ``info`` (nested dicts included): the dict a single
+    ``PenguinEnv`` gives, plus the vector env's own keys. What an agent written for the single env
+    (``agents.base.DialogueAgent``) reads, one per sub-env.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import penguin_gym
+        >>> envs = gym.make_vec("Penguin-Health-v1", num_envs=2)
+        >>> _, info = envs.reset(seed=0)
+        >>> sorted(k for k in sub_env_info(info, 1) if k in ("domain", "num_questions", "revealed"))
+        ['domain', 'num_questions', 'revealed']
+    """
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        m = info.get("_" + key)
+        if m is None or not m[i]:
+            continue
+        out[key] = sub_env_info(value, i) if isinstance(value, Mapping) else value[i]
+    return out
+
+
+__all__ = ["PenguinVectorEnv", "sub_env_info"]

@@ -20,9 +20,6 @@ from penguin_gym.vector import PenguinVectorEnv
 ENV_ID = "Penguin-Health-v1"
 SMALL = {"n_per_domain": 120}  # 120 Health scenarios: quick to build, several autoresets per sub-env
 
-#: The per-step info keys compared with the single envs', and those only on the answer step.
-STEP_KEYS = ("scenario_id", "num_questions", "total_cost", "question_cost", "invalid_action")
-FINAL_KEYS = ("risk_sensitivity", "emotional_empathy", "personalization", "safety", "forced_answer", "missed_high_risk")
 
 
 class ProtocolOnlyJudge:
@@ -51,18 +48,33 @@ def _actions(rng: np.random.Generator, n: int, p_repeat: float, p_answer: float)
     return np.where(u < p_repeat, 0, np.where(u < p_repeat + p_answer, ANSWER, rng.integers(0, 10, n)))
 
 
-def _compare_info(vec: dict[str, Any], ref: dict[str, Any], keys: tuple[str, ...], t: int, exact: bool) -> None:
-    for key in keys:
+def _compare_info(vec: dict[str, Any], ref: dict[str, Any], keys: tuple[str, ...] | None, t: int, exact: bool) -> None:
+    """The vector env's info equals ``SyncVectorEnv``'s on ``keys`` (``None``: every key ``SyncVectorEnv``
+    gives, nested dicts included, but ``SAME_STEP``'s ``final_obs`` and ``final_info``, which the tests
+    compare themselves; the vector env may add keys of its own)."""
+    every = [k for k in ref if not k.startswith("_") and k not in ("final_obs", "final_info")]
+    for key in keys if keys is not None else every:
         if key not in ref:
             assert not vec.get("_" + key, np.zeros(1, bool)).any(), (t, key)
             continue
         m = ref["_" + key]
+        assert key in vec, (t, key)
         assert np.array_equal(vec["_" + key], m), (t, key, vec["_" + key], m)
+        if isinstance(ref[key], dict):
+            _compare_info(vec[key], ref[key], None, t, exact)
+            continue
         a, b = vec[key][m], ref[key][m]
         if a.dtype == object or exact or a.dtype == bool or key in ("num_questions",):
             assert np.array_equal(a, b), (t, key, a, b)
         else:
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=f"step {t}, info {key}")
+
+
+def _started(info: dict[str, Any], n: int) -> np.ndarray:
+    """The sub-envs started anew by this step: reset keys (``domain``) and no step keys (``question_cost``),
+    as in ``SyncVectorEnv``."""
+    none = np.zeros(n, dtype=bool)
+    return info.get("_domain", none) & ~info.get("_question_cost", none)
 
 
 def _run_against_sync(
@@ -97,7 +109,7 @@ def _run_against_sync(
         masks, expected = vec.action_masks(), np.stack(ref.call("action_masks"))
         expected[~expected.any(axis=1), ANSWER] = True
         assert np.array_equal(masks, expected) and masks.any(axis=1).all(), t
-        _compare_info(iv, ir, STEP_KEYS + FINAL_KEYS, t, exact)
+        _compare_info(iv, ir, None, t, exact)  # every key, texts and nested dicts included
         counts["terminated"] += int(tv.sum())
         counts["truncated"] += int(trv.sum())
         counts["invalid"] += int(iv["invalid_action"][iv["_invalid_action"]].sum())
@@ -186,13 +198,13 @@ def test_same_step_mode_matches_sync_vector_env() -> None:
         assert np.array_equal(rv, rr), t  # the simulated judge's paths agree bit for bit
         assert np.array_equal(tv, tr) and np.array_equal(trv, trr)
         # Top level: the step's info for running sub-envs, the reset's for finished ones.
-        _compare_info(iv, ir, ("scenario_id", "num_questions", "total_cost", "question_cost", "domain"), t, False)
+        _compare_info(iv, ir, None, t, False)
         if "final_obs" in ir:
             assert np.array_equal(iv["_final_obs"], ir["_final_obs"])
             for i in np.flatnonzero(ir["_final_obs"]):
                 finished += 1
                 assert all(np.array_equal(iv["final_obs"][i][k], ir["final_obs"][i][k]) for k in orf)
-            _compare_info(iv["final_info"], ir["final_info"], STEP_KEYS + FINAL_KEYS, t, False)
+            _compare_info(iv["final_info"], ir["final_info"], None, t, False)
         else:
             assert "final_obs" not in iv
     assert finished > 20
@@ -229,7 +241,7 @@ def test_sub_env_i_draws_the_scenarios_of_a_single_env_seeded_s_plus_i() -> None
     seen = [[info["scenario_id"][i]] for i in range(n)]
     for _ in range(150):  # every step answers: each step after an answer starts a new episode
         _, _, _, _, info = vec.step(np.full(n, ANSWER))
-        started = info.get("_domain", np.zeros(n, dtype=bool))  # the reset keys mark sub-envs started anew
+        started = _started(info, n)
         for i in np.flatnonzero(started):
             seen[i].append(info["scenario_id"][i])
     for i, e in enumerate(singles):
@@ -307,7 +319,10 @@ def test_info_has_the_documented_keys() -> None:
     _, _, terminated, _, info = vec.step(np.array([ANSWER, 0]))  # sub-env 1 autoresets, its action ignored
     assert terminated.tolist() == [True, False]
     assert info["question_order"][0].tolist() == [7] + [-1] * 9
-    assert info["_query"].tolist() == [False, True] and info["num_questions"].tolist() == [1, 0]
+    assert info["_query"].tolist() == [True, True]  # the answer step repeats the texts, as PenguinEnv's
+    assert info["_question_cost"].tolist() == [True, False]  # sub-env 1 was started anew
+    assert info["num_questions"].tolist() == [1, 0]
+    assert info["query"][0] == vec.scenarios[int(info["scenario_index"][0])].query
 
 
 def test_step_batch_matches_step_on_random_states() -> None:
@@ -390,3 +405,74 @@ def test_docstring_example_runs() -> None:
 
     result = doctest.testmod(penguin_gym.vector)
     assert result.attempted > 0 and result.failed == 0
+
+
+def _play(agent: Any, env: Any, seed: int, episodes: int) -> list[tuple[list[int], float]]:
+    """``agent`` on a single env reset with ``seed``: each episode's actions and return."""
+    out = []
+    obs, info = env.reset(seed=seed)
+    for _ in range(episodes):
+        agent.reset(info)
+        actions, total, done = [], 0.0, False
+        while not done:
+            a = agent.act(obs, info)
+            obs, r, done, _, info = env.step(a)
+            actions.append(int(a))
+            total += float(r)
+        out.append((actions, total))
+        obs, info = env.reset()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["greedy", "raise"])
+def test_a_dialogue_agent_plays_the_vector_env_as_the_single_env(kind: str) -> None:
+    """One agent per sub-env, reading ``sub_env_info``: the same actions and returns as on the single
+    envs seeded ``seed + i`` (the info a DialogueAgent reads, texts and answers included, is the same)."""
+    from agents.baselines import GreedyAgent
+    from agents.mcts import MCTSConfig
+    from agents.raise_agent import RaiseAgent
+    from penguin_gym.vector import sub_env_info
+
+    train = [s for s in load_scenarios(domains="Health", **SMALL) if s.split == "train"]
+
+    def make() -> Any:
+        if kind == "greedy":
+            return GreedyAgent().fit(train, SimulatedJudge())
+        return RaiseAgent(embedding="hashing", planner=MCTSConfig(num_rollouts=50), library_size=20).fit(
+            train, SimulatedJudge()
+        )
+
+    n, seed, episodes = 3, 11, 6
+    expected = [_play(make(), gym.make(ENV_ID, **SMALL), seed + i, episodes) for i in range(n)]
+    vec = gym.make_vec(ENV_ID, num_envs=n, **SMALL)
+    agents = [make() for _ in range(n)]
+    obs, info = vec.reset(seed=seed)
+    last = [sub_env_info(info, i) for i in range(n)]
+    for i in range(n):
+        agents[i].reset(last[i])
+    got: list[list[tuple[list[int], float]]] = [[] for _ in range(n)]
+    current: list[tuple[list[int], float]] = [([], 0.0) for _ in range(n)]
+    while min(len(g) for g in got) < episodes:
+        answered = vec.answered
+        actions = np.array(
+            [ANSWER if answered[i] else agents[i].act({k: v[i] for k, v in obs.items()}, last[i]) for i in range(n)]
+        )
+        obs, reward, terminated, _, info = vec.step(actions)
+        started = _started(info, n)
+        for i in range(n):
+            last[i] = sub_env_info(info, i)
+            if started[i]:
+                agents[i].reset(last[i])
+                continue
+            acts, total = current[i]
+            current[i] = ([*acts, int(actions[i])], total + float(reward[i]))
+            if terminated[i]:
+                assert last[i]["query"] == vec.scenarios[int(last[i]["scenario_index"])].query
+                assert len(last[i]["revealed"]) == len(current[i][0]) - 1
+                got[i].append(current[i])
+                current[i] = ([], 0.0)
+    for i in range(n):
+        for (a_v, r_v), (a_s, r_s) in zip(got[i][:episodes], expected[i], strict=True):
+            assert a_v == a_s
+            assert r_v == pytest.approx(r_s, abs=1e-12)
+    assert any(len(a) > 1 for g in got for a, _ in g)  # the agents asked questions
