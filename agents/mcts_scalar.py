@@ -4,7 +4,7 @@ One online search (the belief agent's replanning, one user at a time) spends mos
 numpy's per-call overhead on arrays of length 1; this implementation runs the same rules (PUCT or UCT
 selection, expansion, the epsilon-greedy rollout, mean backup, extraction) line for line over dicts
 and is several times faster there (``benchmarks/mcts_speed.py``, "scalar + tables"). Legal questions
-come from the same table as the batched search (``_UNASKED``, generated from ``penguin_gym.rules``).
+come from the same table as the batched search (``UNASKED``, generated from ``penguin_gym.rules``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from agents.mcts_search import _UNASKED, MCTSConfig, SearchResult, _complete
+from agents.mcts_config import UNASKED, MCTSConfig, SearchResult, complete_plans
 from agents.priors import STOP, BoundPrior
 from agents.scoring import ValueSource
 from penguin_gym.data.schema import NUM_ATTRIBUTES
@@ -61,7 +61,7 @@ def search_one(
         rollout = False
         while True:
             left = limit - _PC[m]
-            acts = list(_UNASKED[m]) if left > 0 else []
+            acts = list(UNASKED[m]) if left > 0 else []
             if allow_stop or not acts:
                 acts.append(STOP)
             span = qmax - qmin
@@ -102,7 +102,7 @@ def search_one(
         if rollout:
             while True:
                 left = limit - _PC[final]
-                legal = list(_UNASKED[final]) if left > 0 else []
+                legal = list(UNASKED[final]) if left > 0 else []
                 if not legal:
                     break
                 if allow_stop:
@@ -136,9 +136,9 @@ def search_one(
     mask, q, path_ = _extract_one(N, W, NS, WS, root, limit, allow_stop, config.extract)
     masks, paths = np.array([mask], dtype=np.int64), [path_]
     if not allow_stop:
-        masks, paths = _complete(masks, paths, np.array([limit]), prior, config)
+        masks, paths = complete_plans(masks, paths, np.array([limit]), prior, config)
     root_visits = np.zeros((1, NUM_ATTRIBUTES + 1), dtype=np.int64)
-    for a in _UNASKED[root]:
+    for a in UNASKED[root]:
         root_visits[0, a] = N.get(root | 1 << a, 0)
     root_visits[0, STOP] = NS.get(root, 0)
     return SearchResult(
@@ -168,7 +168,7 @@ def _extract_one(
     path: list[int] = []
     while _PC[cur] < limit:
         best_a, best = -1, -math.inf
-        for a in _UNASKED[cur]:
+        for a in UNASKED[cur]:
             na = N.get(cur | 1 << a, 0)
             if na > 0:
                 key = float(na) if how == "visits" else W[cur | 1 << a] / na
