@@ -165,3 +165,19 @@ def test_data_and_judges_never_import_the_episode_layer(lower: str) -> None:
         if t.split(".")[1:2] and t.split(".")[1] in EPISODE_LAYER and t.startswith("penguin_gym.")
     ]
     assert not upward, upward
+
+
+def test_the_library_loads_no_heavy_framework() -> None:
+    """Making an env, stepping it and importing the agents loads no torch, SB3, transformers or wandb:
+    they load when a PPO policy, a transformers judge or tracking is asked for."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gymnasium as gym, penguin_gym, agents\n"
+        "env = gym.make('Penguin-Health-v1', n_per_domain=20)\n"
+        "env.reset(seed=0); env.step(10)\n"
+        "heavy = [m for m in ('torch', 'stable_baselines3', 'sb3_contrib', 'transformers', 'wandb') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
