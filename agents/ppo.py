@@ -7,10 +7,11 @@ every sampled action is legal. Training steps a ``PenguinVectorEnv`` through the
 (``agents.sb3_vec``): no per-env Python objects, so a laptop trains a policy within a minute or two.
 
 * ``train(env_id, timesteps, seed, ...)``: trains on the ``train`` split, evaluates on the held-out
-  ``test`` split during training (``PenguinEvalCallback``: mean safety, questions, net reward and regret
-  against the oracle), writes checkpoints, and returns a ``TrainResult``.
-* ``PPOAgent``: a trained model as an ``Agent`` (``agents.base``) that ``agents.evaluate`` runs on any env;
-  ``PPOAgent.load(path)`` reads a saved model.
+  ``test`` split during training (``PenguinEvalCallback`` in ``agents.ppo_eval``: mean safety,
+  questions, net reward and regret against the oracle), writes checkpoints, and returns a
+  ``TrainResult``.
+* ``PPOAgent`` (``agents.ppo_agent``): a trained model as an ``Agent`` (``agents.base``) that
+  ``agents.evaluate`` runs on any env; ``PPOAgent.load(path)`` reads a saved model.
 
 Needs ``pip install "penguin-gym[train]"`` (torch, stable-baselines3, sb3-contrib).
 """
@@ -24,38 +25,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from gymnasium import spaces
-
-from penguin_gym.data import DOMAINS, NUM_ATTRIBUTES
+from agents.ppo_agent import PPOAgent, masks_from_obs
+from agents.ppo_eval import PenguinEvalCallback, eval_metrics
 from penguin_gym.error import ConfigError, DependencyNotInstalled
-from penguin_gym.model import ANSWER
-from penguin_gym.rules import BITS, action_masks
-from penguin_gym.wrappers import flatten_observation
 
 try:
     import torch
     from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise DependencyNotInstalled(
         'agents.ppo needs torch, stable-baselines3 and sb3-contrib: pip install "penguin-gym[train]"'
     ) from e
 
 logger = logging.getLogger(__name__)
-
-#: Entries of the flat observation besides the query features: domain, asked, revealed, steps_left.
-_FLAT_EXTRA = len(DOMAINS) + 2 * NUM_ATTRIBUTES + 1
-
-
-def masks_from_obs(obs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The valid actions implied by an observation (one ``(11,)`` or a batch ``(N, 11)``).
-
-    An unasked attribute may be asked while questions are left (``steps_left > 0``); answering is always
-    valid. Equal to ``env.action_masks()`` on every state before the answer.
-    """
-    asked = (np.asarray(obs["asked"]) != 0) @ BITS
-    return action_masks(asked, np.asarray(obs["steps_left"])[..., 0])
 
 
 @dataclass
@@ -124,218 +107,6 @@ class PPOConfig:
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError(f"PPOConfig.num_threads = {self.num_threads} must be >= 1 (or None)")
         self.net_arch = tuple(int(h) for h in self.net_arch)
-
-
-class PPOAgent:
-    """A trained ``MaskablePPO`` policy as an ``Agent``: greedy (``deterministic``) masked actions.
-
-    Args:
-        model: A ``MaskablePPO`` model trained on a penguin env (Dict or flattened observations).
-        deterministic: Take the most probable valid action (else sample from the masked policy).
-        name: The agent's name in results.
-
-    ``attach(env)`` (``agents.evaluate`` calls it) keeps the env to read ``env.action_masks()``; without
-    it the mask comes from the observation (``masks_from_obs``, the same on every live state).
-    """
-
-    def __init__(self, model: Any, *, deterministic: bool = True, name: str = "ppo") -> None:
-        self.model = model
-        self.deterministic = bool(deterministic)
-        self.name = name
-        self._env: Any = None
-        self._flat = isinstance(model.observation_space, spaces.Box)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str = "cpu", deterministic: bool = True, name: str = "ppo") -> PPOAgent:
-        """Load a model saved by ``train`` (or ``MaskablePPO.save``)."""
-        p = Path(path)
-        if not p.exists() and not p.with_suffix(".zip").exists():
-            raise ConfigError(f"no saved PPO model at {p} (nor {p.with_suffix('.zip')}); train one first")
-        model = MaskablePPO.load(str(p), device=device)
-        return cls(model, deterministic=deterministic, name=name)
-
-    def attach(self, env: Any) -> None:
-        """Keep the env (for its action masks) and check that its observations fit the policy."""
-        space = getattr(env, "observation_space", None)
-        want = self.model.observation_space
-        if space is not None:
-            have = space["query"].shape[0] if hasattr(space, "spaces") and "query" in space.spaces else None
-            need = want.shape[0] - _FLAT_EXTRA if self._flat else want["query"].shape[0]
-            if have is not None and have != need:
-                raise ConfigError(
-                    f"the env's query features have {have} dimensions but the policy was trained on {need}: "
-                    "make the env with the featurizer used in training (e.g. featurizer='hashing' or 'embedding')"
-                )
-        self._env = env
-
-    def seed(self, seed: int) -> None:
-        """Seed the sampling of a stochastic agent (``deterministic=False``; SB3 seeds the global torch
-        and numpy generators). A deterministic agent has nothing to seed and leaves them alone, so
-        evaluating during training does not change the training run."""
-        if not self.deterministic:
-            self.model.set_random_seed(int(seed))
-
-    def reset(self, info: Mapping[str, Any]) -> None:
-        """Nothing to reset: the policy is memoryless (the observation holds the dialogue state)."""
-
-    def act(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> int:
-        mask = self._env.action_masks() if self._env is not None else masks_from_obs(obs)
-        x: Any = flatten_observation(dict(obs)) if self._flat else dict(obs)
-        action, _ = self.model.predict(x, action_masks=mask, deterministic=self.deterministic)
-        return int(np.asarray(action).reshape(-1)[0])
-
-    def act_batch(self, obs: Mapping[str, np.ndarray], masks: np.ndarray | None = None) -> np.ndarray:
-        """Actions for a batch of observations ``(N, ...)`` (a ``PenguinVectorEnv``'s), int64 ``(N,)``.
-
-        Rows whose mask has no valid action (finished episodes awaiting autoreset) get ``ANSWER``,
-        which the vector env ignores.
-        """
-        masks = masks_from_obs(obs) if masks is None else np.asarray(masks, dtype=bool)
-        empty = ~masks.any(axis=1)
-        if empty.any():
-            masks = masks.copy()
-            masks[empty, ANSWER] = True
-        x: Any = flatten_observation(dict(obs)) if self._flat else dict(obs)
-        actions, _ = self.model.predict(x, action_masks=masks, deterministic=self.deterministic)
-        return np.asarray(actions, dtype=np.int64).reshape(-1)
-
-
-class PenguinEvalCallback(BaseCallback):
-    """Evaluates the policy in training on held-out scenarios every ``eval_freq`` env steps.
-
-    Args:
-        env_id: The env id to evaluate on.
-        eval_freq: Env steps between evaluations (``None``: only when ``run_eval()`` is called).
-        episodes: Episodes per evaluation (default: every scenario of ``split`` once).
-        split: The held-out split (``"test"``).
-        env_kwargs: Keywords of the evaluation env.
-        seed: ``evaluate``'s seed.
-        best_model_path: Save the best policy so far (by net reward) there.
-        verbose: Log each evaluation.
-
-    Runs ``agents.evaluate.evaluate`` with a ``PPOAgent`` on ``env_id`` (``split``, the test split by
-    default) and records, in SB3's logger (and so in W&B when the logger writes there):
-    ``eval/safety``, ``eval/net_reward``, ``eval/questions``, ``eval/regret``,
-    ``eval/oracle_fraction`` (net reward / the oracle's) and ``eval/critical_miss_rate``.
-    ``evaluations`` keeps every summary with its ``timesteps``, ``wall_time_s`` (since training started,
-    earlier evaluations included), ``train_time_s`` (the same less the time spent evaluating) and
-    ``eval_time_s`` (this evaluation's).
-    """
-
-    def __init__(
-        self,
-        env_id: str,
-        *,
-        eval_freq: int | None,
-        episodes: int | None = None,
-        split: str = "test",
-        env_kwargs: Mapping[str, Any] | None = None,
-        seed: int = 0,
-        best_model_path: str | Path | None = None,
-        verbose: int = 0,
-    ) -> None:
-        super().__init__(verbose)
-        if eval_freq is not None and eval_freq < 1:
-            raise ConfigError(
-                f"eval_freq = {eval_freq} must be >= 1 env steps (or None: only when run_eval() is called)"
-            )
-        self.env_id = env_id
-        self.eval_freq = None if eval_freq is None else int(eval_freq)
-        self.episodes = episodes
-        self.split = split
-        self.env_kwargs = dict(env_kwargs or {})
-        self.eval_seed = int(seed)
-        self.best_model_path = None if best_model_path is None else Path(best_model_path)
-        self.evaluations: list[dict[str, float]] = []
-        self.best_net = -np.inf
-        self._last_eval = 0
-        self._start = time.perf_counter()
-        self._eval_seconds = 0.0
-
-    def _on_training_start(self) -> None:
-        self._start = time.perf_counter()
-        self._eval_seconds = 0.0
-
-    def _on_step(self) -> bool:
-        if self.eval_freq is not None and self.num_timesteps - self._last_eval >= self.eval_freq:
-            self.run_eval()
-        return True
-
-    def run_eval(self) -> dict[str, float]:
-        """Evaluate now; returns the recorded metrics."""
-        from agents.evaluate import evaluate
-
-        self._last_eval = self.num_timesteps
-        t0 = time.perf_counter()
-        wall = t0 - self._start
-        result = evaluate(
-            PPOAgent(self.model),
-            self.env_id,
-            episodes=self.episodes,
-            seed=self.eval_seed,
-            split=self.split,
-            env_kwargs=self.env_kwargs,
-            oracle=True,
-        )
-        metrics = eval_metrics(result.summary)
-        for key, value in metrics.items():
-            self.logger.record(f"eval/{key}", value)
-        self.logger.record("eval/timesteps", self.num_timesteps)
-        self.logger.dump(self.num_timesteps)
-        took = time.perf_counter() - t0
-        record = {
-            "timesteps": float(self.num_timesteps),
-            "wall_time_s": wall,
-            "train_time_s": wall - self._eval_seconds,
-            "eval_time_s": took,
-            **metrics,
-        }
-        self._eval_seconds += took
-        self.evaluations.append(record)
-        if metrics["net_reward"] > self.best_net:
-            self.best_net = metrics["net_reward"]
-            if self.best_model_path is not None:
-                self.best_model_path.parent.mkdir(parents=True, exist_ok=True)
-                self.model.save(str(self.best_model_path))
-        if self.verbose:
-            logger.info(
-                "eval at %d steps: safety %.3f, net %.3f (%.1f%% of oracle), %.2f questions",
-                self.num_timesteps,
-                metrics["safety"],
-                metrics["net_reward"],
-                100 * metrics["oracle_fraction"],
-                metrics["questions"],
-            )
-        return metrics
-
-
-def eval_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
-    """The evaluation metrics PPO training logs, from an ``EvalResult.summary``.
-
-    Keys: ``safety``, ``net_reward``, ``questions``, ``regret``, ``oracle_net_reward``,
-    ``oracle_fraction`` (the mean net reward over the oracle's), and ``normalized`` (per user, 0 =
-    answer-now, 1 = the oracle) and ``critical_miss_rate`` when the summary has them.
-    """
-    try:
-        net = float(summary["net_reward_mean"])
-        regret = float(summary["regret_mean"])
-        out = {
-            "safety": float(summary["safety_mean"]),
-            "net_reward": net,
-            "questions": float(summary["questions_mean"]),
-            "regret": regret,
-        }
-    except KeyError as e:
-        raise ConfigError(
-            f"the evaluation summary lacks {e.args[0]!r} (keys: {sorted(summary)}); evaluate with oracle=True"
-        ) from e
-    oracle_net = float(summary.get("oracle_net_reward_mean", net + regret))
-    out["oracle_net_reward"] = oracle_net
-    out["oracle_fraction"] = net / oracle_net if oracle_net != 0 else float("nan")
-    for key in ("normalized_mean", "critical_miss_rate"):
-        if key in summary:
-            out[key.removesuffix("_mean")] = float(summary[key])
-    return out
 
 
 @dataclass
@@ -500,4 +271,13 @@ def config_dict(config: PPOConfig) -> dict[str, Any]:
     return d
 
 
-__all__ = ["PPOAgent", "PPOConfig", "PenguinEvalCallback", "TrainResult", "config_dict", "masks_from_obs", "train"]
+__all__ = [
+    "PPOAgent",
+    "PPOConfig",
+    "PenguinEvalCallback",
+    "TrainResult",
+    "config_dict",
+    "eval_metrics",
+    "masks_from_obs",
+    "train",
+]

@@ -1,0 +1,116 @@
+"""A trained ``MaskablePPO`` policy as an agent (``PPOAgent``), and the action masks an observation implies.
+
+Needs ``pip install "penguin-gym[train]"`` (torch, stable-baselines3, sb3-contrib).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from penguin_gym.data import DOMAINS, NUM_ATTRIBUTES
+from penguin_gym.error import ConfigError, DependencyNotInstalled
+from penguin_gym.model import ANSWER
+from penguin_gym.rules import BITS, action_masks
+from penguin_gym.wrappers import flatten_observation
+
+try:
+    from sb3_contrib import MaskablePPO
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise DependencyNotInstalled(
+        'agents.ppo needs torch, stable-baselines3 and sb3-contrib: pip install "penguin-gym[train]"'
+    ) from e
+
+#: Entries of the flat observation besides the query features: domain, asked, revealed, steps_left.
+_FLAT_EXTRA = len(DOMAINS) + 2 * NUM_ATTRIBUTES + 1
+
+
+def masks_from_obs(obs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The valid actions implied by an observation (one ``(11,)`` or a batch ``(N, 11)``).
+
+    An unasked attribute may be asked while questions are left (``steps_left > 0``); answering is always
+    valid. Equal to ``env.action_masks()`` on every state before the answer.
+    """
+    asked = (np.asarray(obs["asked"]) != 0) @ BITS
+    return action_masks(asked, np.asarray(obs["steps_left"])[..., 0])
+
+
+class PPOAgent:
+    """A trained ``MaskablePPO`` policy as an ``Agent``: greedy (``deterministic``) masked actions.
+
+    Args:
+        model: A ``MaskablePPO`` model trained on a penguin env (Dict or flattened observations).
+        deterministic: Take the most probable valid action (else sample from the masked policy).
+        name: The agent's name in results.
+
+    ``attach(env)`` (``agents.evaluate`` calls it) keeps the env to read ``env.action_masks()``; without
+    it the mask comes from the observation (``masks_from_obs``, the same on every live state).
+    """
+
+    def __init__(self, model: Any, *, deterministic: bool = True, name: str = "ppo") -> None:
+        self.model = model
+        self.deterministic = bool(deterministic)
+        self.name = name
+        self._env: Any = None
+        self._flat = isinstance(model.observation_space, spaces.Box)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu", deterministic: bool = True, name: str = "ppo") -> PPOAgent:
+        """Load a model saved by ``train`` (or ``MaskablePPO.save``)."""
+        p = Path(path)
+        if not p.exists() and not p.with_suffix(".zip").exists():
+            raise ConfigError(f"no saved PPO model at {p} (nor {p.with_suffix('.zip')}); train one first")
+        model = MaskablePPO.load(str(p), device=device)
+        return cls(model, deterministic=deterministic, name=name)
+
+    def attach(self, env: Any) -> None:
+        """Keep the env (for its action masks) and check that its observations fit the policy."""
+        space = getattr(env, "observation_space", None)
+        want = self.model.observation_space
+        if space is not None:
+            have = space["query"].shape[0] if hasattr(space, "spaces") and "query" in space.spaces else None
+            need = want.shape[0] - _FLAT_EXTRA if self._flat else want["query"].shape[0]
+            if have is not None and have != need:
+                raise ConfigError(
+                    f"the env's query features have {have} dimensions but the policy was trained on {need}: "
+                    "make the env with the featurizer used in training (e.g. featurizer='hashing' or 'embedding')"
+                )
+        self._env = env
+
+    def seed(self, seed: int) -> None:
+        """Seed the sampling of a stochastic agent (``deterministic=False``; SB3 seeds the global torch
+        and numpy generators). A deterministic agent has nothing to seed and leaves them alone, so
+        evaluating during training does not change the training run."""
+        if not self.deterministic:
+            self.model.set_random_seed(int(seed))
+
+    def reset(self, info: Mapping[str, Any]) -> None:
+        """Nothing to reset: the policy is memoryless (the observation holds the dialogue state)."""
+
+    def act(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> int:
+        mask = self._env.action_masks() if self._env is not None else masks_from_obs(obs)
+        x: Any = flatten_observation(dict(obs)) if self._flat else dict(obs)
+        action, _ = self.model.predict(x, action_masks=mask, deterministic=self.deterministic)
+        return int(np.asarray(action).reshape(-1)[0])
+
+    def act_batch(self, obs: Mapping[str, np.ndarray], masks: np.ndarray | None = None) -> np.ndarray:
+        """Actions for a batch of observations ``(N, ...)`` (a ``PenguinVectorEnv``'s), int64 ``(N,)``.
+
+        Rows whose mask has no valid action (finished episodes awaiting autoreset) get ``ANSWER``,
+        which the vector env ignores.
+        """
+        masks = masks_from_obs(obs) if masks is None else np.asarray(masks, dtype=bool)
+        empty = ~masks.any(axis=1)
+        if empty.any():
+            masks = masks.copy()
+            masks[empty, ANSWER] = True
+        x: Any = flatten_observation(dict(obs)) if self._flat else dict(obs)
+        actions, _ = self.model.predict(x, action_masks=masks, deterministic=self.deterministic)
+        return np.asarray(actions, dtype=np.int64).reshape(-1)
+
+
+__all__ = ["PPOAgent", "masks_from_obs"]
