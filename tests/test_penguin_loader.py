@@ -333,7 +333,7 @@ def test_hub_ids_go_through_datasets_online(monkeypatch, tmp_path):
     import datasets
     import huggingface_hub.constants as hc
 
-    from penguin_gym.data import penguin
+    from penguin_gym.data import penguin_sources
 
     def fake_load_dataset(name, split):
         assert name == "owner/penguin" and split is None
@@ -342,7 +342,7 @@ def test_hub_ids_go_through_datasets_online(monkeypatch, tmp_path):
         )
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(penguin, "_hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(penguin_sources, "_hub_reachable", lambda timeout=3.0: True)  # where _iter_hub looks it up
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     out = load("owner/penguin")
     assert len(out) == 2 and all(set(s.profile) == set(ATTRIBUTES) for s in out)

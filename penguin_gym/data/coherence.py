@@ -18,6 +18,8 @@ A hidden-risk query (a practical or upbeat message from a user at risk) may *hid
 rule for doing so; a query that *denies* one ("I've never been depressed", "money isn't an issue")
 does. The patterns are regular expressions, matched case-insensitively; each rule says why it exists.
 The test suite runs the checker over the 14,000 scenarios of the current synthetic suite and expects 0.
+The module is longer than the house's 500 lines for one reason: ``RULES``, 41 rules with their reasons
+(about 420 lines), is one table that reads best whole, so it is not split.
 
     >>> from penguin_gym.data import load_scenarios
     >>> from penguin_gym.data.coherence import check

@@ -32,214 +32,57 @@ severity offset).
 ``syn-<domain>-s<seed>-<i>``); version 1, the current one, has ids ``syn1-...``.
 
 Everything but the texts is vectorized over the users of a domain; 14,000 scenarios take under 2 s.
+
+**Modules.** The population model's tables (value sets, probability tables, age-bounded texts, the
+suite versions) are in ``population.py``, the reading and validation of the data files in
+``suite_files.py``; this module samples and writes the scenarios, and re-exports their names.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
 
 from penguin_gym.data.lexicon import query_risk_cue
+from penguin_gym.data.population import (
+    _AGE_P,
+    _AGE_RANGES,
+    _CLOSERS,
+    _DURATIONS,
+    _EDU_P,
+    _EMO,
+    _KINDS,
+    _OPENERS,
+    _PROF_AGE,
+    _PROF_BY_EDU,
+    _PROF_ECON,
+    _SELF_HARM_P,
+    SUITE_VERSION,
+    SUITE_VERSIONS,
+    VALUE_SETS,
+    _age_range,
+)
+from penguin_gym.data.population import AGE_BANDS as AGE_BANDS
+from penguin_gym.data.population import AGE_BOUNDED_TEXTS as AGE_BOUNDED_TEXTS
+from penguin_gym.data.population import AGE_BOUNDED_TEXTS_V1 as AGE_BOUNDED_TEXTS_V1
+from penguin_gym.data.population import age_bounded_texts as age_bounded_texts
 from penguin_gym.data.schema import ATTRIBUTES, DOMAINS, Scenario, Split
+from penguin_gym.data.suite_files import Template as Template
+from penguin_gym.data.suite_files import TypeRules, Variant, _value_texts, type_rules
+from penguin_gym.data.suite_files import _type_rules as _type_rules
 from penguin_gym.data.taxonomy import TYPES_BY_DOMAIN
 from penguin_gym.error import ConfigError
 
 #: Scenarios per domain in the default suite (the paper: 2,000 per domain, 14,000 in all).
 SCENARIOS_PER_DOMAIN = 2000
-#: The suite versions the generator reproduces, and the current one (``source="synthetic"``).
-SUITE_VERSIONS = (0, 1)
-SUITE_VERSION = 1
 #: Fraction of scenario ids in the test split (stable per id, see ``split_of``).
 TEST_FRACTION = 0.2
-
-AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
-_AGE_RANGES = ((18, 24), (25, 34), (35, 44), (45, 54), (55, 79))
-
-#: Canonical values per attribute (the paper's value sets) with their base severity in [0, 1].
-VALUE_SETS: dict[str, tuple[tuple[str, float], ...]] = {
-    "Age": (("18-24", 0.45), ("25-34", 0.3), ("35-44", 0.3), ("45-54", 0.35), ("55+", 0.45)),
-    "Gender": (("Male", 0.2), ("Female", 0.2), ("Other", 0.4)),
-    "Marital Status": (("Single", 0.35), ("Married", 0.2), ("Divorced", 0.6), ("Widowed", 0.75)),
-    "Profession": (
-        ("Teacher", 0.3),
-        ("IT Engineer", 0.25),
-        ("Financial Practitioner", 0.25),
-        ("Freelancer", 0.4),
-        ("Researcher", 0.25),
-        ("Salesperson", 0.4),
-        ("Service Worker", 0.4),
-        ("Student", 0.4),
-        ("Healthcare Worker", 0.3),
-        ("Legal Practitioner", 0.25),
-        ("Marketing", 0.25),
-        ("Manufacturing Worker", 0.4),
-        ("Artist", 0.4),
-        ("Civil Servant", 0.25),
-        ("Architect", 0.25),
-        ("Agricultural Worker", 0.4),
-        ("Other", 0.5),
-    ),
-    "Economic Status": (("Stable", 0.1), ("Moderate", 0.35), ("Difficult", 0.65), ("Severe Difficulty", 0.9)),
-    "Health Status": (("Good", 0.1), ("Chronic Disease", 0.55), ("Serious Illness", 0.85)),
-    "Education Level": (("High School", 0.3), ("Bachelor's", 0.15), ("Master's", 0.15), ("PhD", 0.15), ("Other", 0.35)),
-    "Mental Health Status": (
-        ("None", 0.05),
-        ("Mild Depression", 0.5),
-        ("Severe Depression", 0.9),
-        ("Anxiety", 0.6),
-        ("Other", 0.65),
-    ),
-    "Past Self-Harm History": (("None", 0.0), ("Yes", 0.9)),
-    "Emotional State": (
-        ("Despair", 0.95),
-        ("Anxiety", 0.6),
-        ("Loneliness", 0.6),
-        ("Depression", 0.8),
-        ("Anger", 0.6),
-        ("Happiness", 0.1),
-        ("Calmness", 0.1),
-        ("Satisfaction", 0.1),
-        ("Excitement", 0.15),
-        ("Indifferent", 0.45),
-        ("Other", 0.4),
-    ),
-}
-
-_PROF = [v for v, _ in VALUE_SETS["Profession"]]
-_EMO = [v for v, _ in VALUE_SETS["Emotional State"]]
-
-# P(Age band | age skew of the scenario type).
-_AGE_P = {
-    "young": (0.6, 0.28, 0.08, 0.03, 0.01),
-    "middle": (0.04, 0.3, 0.36, 0.2, 0.1),
-    "old": (0.0, 0.05, 0.15, 0.3, 0.5),
-    None: (0.2, 0.26, 0.22, 0.18, 0.14),
-}
-# P(Education | Age band): rows = age band; cols = High School, Bachelor's, Master's, PhD, Other.
-_EDU_P = np.array(
-    [
-        (0.5, 0.42, 0.04, 0.0, 0.04),
-        (0.3, 0.45, 0.17, 0.04, 0.04),
-        (0.32, 0.38, 0.19, 0.06, 0.05),
-        (0.4, 0.33, 0.16, 0.05, 0.06),
-        (0.45, 0.3, 0.14, 0.05, 0.06),
-    ]
-)
-# Profession affinity by education (rows as in _EDU_P columns), columns in _PROF order.
-_PROF_BY_EDU = np.array(
-    [
-        # Tea  IT  Fin Free Res Sale Serv Stud Hlth Law Mkt Manu Art Civ Arch Agri Oth
-        (0.2, 0.3, 0.3, 1.2, 0.0, 2.0, 2.5, 1.0, 0.6, 0.0, 0.4, 2.2, 0.8, 0.6, 0.0, 1.2, 1.5),  # High School
-        (1.2, 1.6, 1.2, 1.0, 0.3, 1.0, 0.6, 1.0, 1.2, 0.5, 1.3, 0.4, 0.8, 1.0, 0.6, 0.2, 0.6),  # Bachelor's
-        (1.2, 1.6, 1.4, 0.6, 1.0, 0.4, 0.2, 1.0, 1.2, 1.0, 0.9, 0.1, 0.4, 1.0, 1.0, 0.1, 0.4),  # Master's
-        (0.8, 0.6, 0.3, 0.3, 3.0, 0.0, 0.0, 0.8, 1.2, 0.4, 0.1, 0.0, 0.2, 0.4, 0.2, 0.0, 0.3),  # PhD
-        (0.3, 0.3, 0.2, 1.5, 0.1, 1.2, 1.8, 0.5, 0.4, 0.0, 0.3, 1.5, 1.5, 0.3, 0.0, 1.2, 2.5),  # Other
-    ]
-)
-# Profession multipliers by age band: students are young, hardly anyone over 55 is.
-_PROF_AGE = np.ones((5, len(_PROF)))
-_PROF_AGE[:, _PROF.index("Student")] = (6.0, 0.5, 0.1, 0.05, 0.0)
-_PROF_AGE[:, _PROF.index("Other")] = (0.5, 0.8, 1.0, 1.2, 3.0)  # "Other" covers the retired
-_PROF_AGE[0, [_PROF.index(p) for p in ("Legal Practitioner", "Architect", "Researcher")]] = 0.15
-# Economic risk of a profession (adds to the latent economic score).
-_PROF_ECON = np.array([0.0, -0.4, -0.4, 0.4, -0.1, 0.3, 0.6, 0.4, 0.0, -0.4, -0.1, 0.4, 0.6, -0.3, -0.3, 0.6, 0.5])
-# P(Self-harm = Yes | Mental): None, Mild Depression, Severe Depression, Anxiety, Other.
-_SELF_HARM_P = np.array([0.03, 0.16, 0.5, 0.12, 0.22])
-
-_DURATIONS = (
-    "a few weeks",
-    "two months",
-    "three months",
-    "six months",
-    "almost a year",
-    "a year",
-    "two years",
-    "over a year",
-    "four months",
-    "a couple of weeks",
-)
-_OPENERS = (
-    "",
-    "",
-    "",
-    "",
-    "Hi. ",
-    "Hi everyone. ",
-    "Throwaway account. ",
-    "Long-time lurker, first post. ",
-    "Not sure where else to ask. ",
-    "Okay, here goes. ",
-)
-_CLOSERS = (
-    "",
-    "",
-    "",
-    "",
-    " Thanks in advance.",
-    " Any advice is welcome.",
-    " Thank you for reading.",
-    " I'd appreciate any thoughts.",
-)
-
-_KINDS = ("cue", "neutral", "hidden")
-
-#: Value texts that imply an age: (pattern, youngest, oldest). A variant is only drawn for a user whose
-#: age fits, so a 19-year-old is never "Married for 12 years" or "Retired".
-AGE_BOUNDED_TEXTS: tuple[tuple[str, int, int], ...] = (
-    (r"\bretired\b", 55, 120),
-    (r"high school student", 18, 19),
-    (r"married for (?:\d+|twelve) years", 30, 120),
-    (r"two kids|my kids|custody", 24, 120),
-    (r"my daughter|grown children", 40, 120),
-    (r"passed 8 years ago", 28, 120),
-    (r"caregiver for my mother|my aging", 25, 120),
-    (r"now in industry|finished last year|finished last spring", 24, 120),
-    (r"graduate student|phd candidate", 21, 120),
-    (r"\bsenior\b|\bmanager\b|my own small practice", 26, 120),
-)
-#: Suite v1 adds: nobody under 20 is divorced, separated or widowed, nobody under 25 remarried, an
-#: early retirement is taken between 50 and 67, nobody over 62 shares custody of children, nobody over 70
-#: is laid off or looking for work, and a stay-at-home parent is 20 to 65.
-#: ("graduate student" also stops matching "undergraduate student").
-AGE_BOUNDED_TEXTS_V1: tuple[tuple[str, int, int], ...] = tuple(
-    (r"\bgraduate student|phd candidate", lo, hi) if p == r"graduate student|phd candidate" else (p, lo, hi)
-    for p, lo, hi in AGE_BOUNDED_TEXTS
-) + (
-    (r"divorc|separated|widow", 20, 120),
-    (r"remarried", 25, 120),
-    (r"early retirement|retired early", 50, 67),
-    (r"custody", 0, 62),
-    (r"laid off|between jobs|unemployed|let go|\bfired\b|out of work|looking for work", 0, 70),
-    (r"stay-at-home parent", 20, 65),
-)
-
-
-def age_bounded_texts(version: int = SUITE_VERSION) -> tuple[tuple[str, int, int], ...]:
-    """The (pattern, youngest, oldest) table of a suite version."""
-    return AGE_BOUNDED_TEXTS if version == 0 else AGE_BOUNDED_TEXTS_V1
-
-
-@cache
-def _age_bounds(version: int) -> tuple[tuple[re.Pattern[str], int, int], ...]:
-    return tuple((re.compile(p, re.IGNORECASE), lo, hi) for p, lo, hi in age_bounded_texts(version))
-
-
-def _age_range(text: str, version: int = SUITE_VERSION) -> tuple[int, int]:
-    lo, hi = 0, 200
-    for rx, a, b in _age_bounds(version):
-        if rx.search(text):
-            lo, hi = max(lo, a), min(hi, b)
-    return lo, hi
 
 
 def split_of(scenario_id: str, test_fraction: float = TEST_FRACTION) -> Split:
@@ -262,225 +105,6 @@ def suite_version(source: object) -> int | None:
         valid = ["synthetic"] + [f"synthetic-v{v}" for v in SUITE_VERSIONS]
         raise ConfigError(f"unknown synthetic suite {source!r}; valid: {valid}")
     return int(m.group(1))
-
-
-# ---------------------------------------------------------------------------------------------------
-# The suite's data files: value texts (``values.json``) and, per domain, the scenario types' templates
-# and what each type implies about its user (``templates/<Domain>.json``). Version 0's files are frozen
-# in ``suite_v0/``.
-
-#: A value text: (text, severity offset, youngest age, oldest age, requires), where ``requires`` holds
-#: (attribute index, allowed canonical value indices) pairs the rest of the profile must satisfy.
-Variant = tuple[str, float, int, int, tuple[tuple[int, frozenset[int]], ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A query template and the canonical values a user must have for it to be drawn."""
-
-    text: str
-    requires: tuple[tuple[int, frozenset[int]], ...] = ()
-
-
-@dataclass(frozen=True)
-class TypeRules:
-    """What one scenario type implies about its user, and its query templates (``templates/<Domain>.json``).
-
-    Attributes:
-        masks: Attribute -> bool array over ``VALUE_SETS[attribute]``: the values the situation allows.
-            The generator samples such an attribute from the dependency graph conditioned on the mask.
-        texts: (attribute, value index) -> texts that replace the generic ones for this type.
-        extra: (attribute, value index) -> texts added to the generic ones for this type.
-        suffixes: Attribute -> suffixes appended to the value's plain name ("Teacher, laid off in May").
-        kinds: "cue" / "neutral" / "hidden" -> the templates.
-    """
-
-    masks: dict[str, np.ndarray] = field(default_factory=dict)
-    texts: dict[tuple[str, int], tuple[Variant, ...]] = field(default_factory=dict)
-    extra: dict[tuple[str, int], tuple[Variant, ...]] = field(default_factory=dict)
-    suffixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    kinds: dict[str, tuple[Template, ...]] = field(default_factory=dict)
-
-
-def _data_file(version: int, name: str) -> Any:
-    root = resources.files("penguin_gym.data")
-    return root / name if version == SUITE_VERSION else root / f"suite_v{version}" / name
-
-
-def _value_index(where: str, attr: str, value: object) -> int:
-    names = [v for v, _ in VALUE_SETS[attr]]
-    if value not in names:
-        near = difflib.get_close_matches(str(value), names, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ConfigError(f"{where}: {value!r} is not a value of {attr!r}{hint}; valid: {names}")
-    return names.index(str(value))
-
-
-def _attribute(where: str, attr: object) -> str:
-    if attr not in VALUE_SETS:
-        near = difflib.get_close_matches(str(attr), list(ATTRIBUTES), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ConfigError(f"{where}: unknown attribute {attr!r}{hint}")
-    return str(attr)
-
-
-def _requires(where: str, spec: object) -> tuple[tuple[int, frozenset[int]], ...]:
-    if not isinstance(spec, dict) or not spec:
-        raise ConfigError(f"{where}: 'requires' must map attributes to lists of values, got {spec!r}")
-    out = []
-    for attr, values in spec.items():
-        attr = _attribute(where, attr)
-        if attr == "Emotional State":
-            raise ConfigError(f"{where}: 'requires' cannot name 'Emotional State' (drawn after the template)")
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}: 'requires' {attr!r} must be a non-empty list of values")
-        out.append((ATTRIBUTES.index(attr), frozenset(_value_index(where, attr, v) for v in values)))
-    return tuple(out)
-
-
-def _variant(where: str, item: object, version: int) -> Variant:
-    """A value text from ``"text"``, ``[text, offset]`` or ``[text, offset, requires]``."""
-    if isinstance(item, str):
-        item = [item, 0.0]
-    if not isinstance(item, list) or not 1 <= len(item) <= 3 or not isinstance(item[0], str) or not item[0].strip():
-        raise ConfigError(f"{where}: a value text is 'text', [text, offset] or [text, offset, requires], got {item!r}")
-    delta = item[1] if len(item) > 1 else 0.0
-    if not isinstance(delta, (int, float)) or not -0.2 <= delta <= 0.2:
-        raise ConfigError(f"{where}: severity offset of {item[0]!r} must be a number in [-0.2, 0.2], got {delta!r}")
-    requires = _requires(where, item[2]) if len(item) == 3 else ()
-    text = item[0].strip()
-    return (text, float(delta), *_age_range(text, version), requires)
-
-
-def _variants(where: str, items: object, version: int) -> tuple[Variant, ...]:
-    if not isinstance(items, list) or not items:
-        raise ConfigError(f"{where}: expected a non-empty list of texts, got {items!r}")
-    return tuple(_variant(where, x, version) for x in items)
-
-
-@cache
-def _value_texts(version: int = SUITE_VERSION) -> dict[str, dict[str, tuple[Variant, ...]]]:
-    path = _data_file(version, "values.json")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    out: dict[str, dict[str, tuple[Variant, ...]]] = {}
-    for attr, values in VALUE_SETS.items():
-        if attr == "Age":
-            continue
-        if attr not in data:
-            raise ConfigError(f"{path}: no value texts for attribute {attr!r}")
-        out[attr] = {}
-        for value, _ in values:
-            if not data[attr].get(value):
-                raise ConfigError(f"{path}: no texts for {attr!r} = {value!r}")
-            variants = _variants(f"{path}: {attr!r} = {value!r}", data[attr][value], version)
-            if variants[0][4]:
-                raise ConfigError(
-                    f"{path}: the first text of {attr!r} = {value!r} is the fallback: it takes no 'requires'"
-                )
-            out[attr][value] = variants
-    return out
-
-
-_TYPE_KEYS = frozenset({"implies", "texts", *_KINDS})
-
-
-def _implied(where: str, attr: str, spec: object, rules: TypeRules, version: int) -> None:
-    """Read one attribute of a type's ``implies`` into ``rules``."""
-    names = [v for v, _ in VALUE_SETS[attr]]
-    if not isinstance(spec, dict) or not spec:
-        raise ConfigError(f"{where}: expected {{value: null | [texts]}} or {{'except': [values]}}, got {spec!r}")
-    mask = np.zeros(len(names), dtype=bool)
-    if "except" in spec or "suffix" in spec:
-        unknown = set(spec) - {"except", "suffix"}
-        if unknown:
-            raise ConfigError(f"{where}: with 'except'/'suffix' no other keys are allowed, got {sorted(unknown)}")
-        mask[:] = True
-        for v in spec.get("except", []):
-            mask[_value_index(where, attr, v)] = False
-        if "suffix" in spec:
-            suffixes = spec["suffix"]
-            if (
-                attr == "Age"
-                or not isinstance(suffixes, list)
-                or not suffixes
-                or not all(isinstance(x, str) and x.strip() for x in suffixes)
-            ):
-                raise ConfigError(
-                    f"{where}: 'suffix' must be a non-empty list of texts (not for Age), got {suffixes!r}"
-                )
-            rules.suffixes[attr] = tuple(x.strip() for x in suffixes)
-    else:
-        for value, texts in spec.items():
-            vi = _value_index(where, attr, value)
-            mask[vi] = True
-            if texts is not None:
-                if attr == "Age":
-                    raise ConfigError(f"{where}: Age bands take null, not texts")
-                rules.texts[(attr, vi)] = _variants(f"{where} = {value!r}", texts, version)
-    if not mask.any():
-        raise ConfigError(f"{where}: rules out every value")
-    rules.masks[attr] = mask
-
-
-def _type_rules(where: str, entry: object, version: int) -> TypeRules:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected an object with 'cue', 'neutral' and 'hidden' templates")
-    unknown = set(entry) - _TYPE_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; valid: {sorted(_TYPE_KEYS)}")
-    rules = TypeRules()
-    for attr, spec in (entry.get("implies") or {}).items():
-        attr = _attribute(f"{where}: implies", attr)
-        _implied(f"{where}: implies {attr!r}", attr, spec, rules, version)
-    for attr, spec in (entry.get("texts") or {}).items():
-        attr = _attribute(f"{where}: texts", attr)
-        if attr == "Age" or not isinstance(spec, dict):
-            raise ConfigError(f"{where}: texts {attr!r} must map values to lists of texts (not for Age)")
-        for value, texts in spec.items():
-            vi = _value_index(f"{where}: texts {attr!r}", attr, value)
-            rules.extra[(attr, vi)] = _variants(f"{where}: texts {attr!r} = {value!r}", texts, version)
-    for kind in _KINDS:
-        items = entry.get(kind)
-        if not isinstance(items, list) or not items:
-            raise ConfigError(f"{where}: {kind!r} must be a non-empty list of templates")
-        pool = []
-        for j, item in enumerate(items):
-            at = f"{where}: {kind}[{j}]"
-            if isinstance(item, str):
-                pool.append(Template(item))
-            elif isinstance(item, dict) and set(item) <= {"text", "requires"} and isinstance(item.get("text"), str):
-                pool.append(Template(item["text"], _requires(at, item["requires"]) if "requires" in item else ()))
-            else:
-                raise ConfigError(f"{at}: a template is a string or {{'text': ..., 'requires': {{...}}}}, got {item!r}")
-            try:
-                pool[-1].text.format(duration="", amount="")
-            except (KeyError, IndexError, ValueError) as e:
-                raise ConfigError(f"{at}: bad placeholder {e} (only {{duration}} and {{amount}})") from None
-        if all(t.requires for t in pool):
-            raise ConfigError(f"{where}: every {kind!r} template has 'requires'; keep one that fits every user")
-        rules.kinds[kind] = tuple(pool)
-    return rules
-
-
-@cache
-def type_rules(domain: str, version: int = SUITE_VERSION) -> dict[str, TypeRules]:
-    """Scenario type name -> its ``TypeRules``, for one domain and suite version."""
-    path = _data_file(version, f"templates/{domain}.json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: line {e.lineno}: {e.msg}") from None
-    expected = [t.name for t in TYPES_BY_DOMAIN[domain]]
-    missing = [t for t in expected if t not in data]
-    if missing:
-        raise ConfigError(f"{path}: templates missing for scenario types {missing}")
-    extra = [t for t in data if t not in expected]
-    if extra:
-        raise ConfigError(f"{path}: unknown scenario types {extra}")
-    rules = {t: _type_rules(f"{path}: {t!r}", data[t], version) for t in expected}
-    if version == 0 and any(r.masks or r.texts or r.extra or r.suffixes for r in rules.values()):
-        raise ConfigError(f"{path}: suite v0 is frozen and implies nothing")
-    return rules
 
 
 @cache

@@ -14,6 +14,8 @@ their severities, domains and risk cues, so a table alone is enough to refit the
 ``ScoreTable.build`` is resumable: it rewrites the file atomically as it goes and a restarted build
 skips every entry already in it. The command ``penguin-gym build-table`` (``experiments.build_table``)
 drives it from the command line, with a judgment cache for LLM judges.
+
+``ScoreTable.bind`` returns a ``BoundScoreTable`` (``penguin_gym.judges.table_bound``, re-exported here).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from penguin_gym.data.schema import ATTRIBUTES, Scenario, attribute_mask, mask_a
 from penguin_gym.error import BackendError, ConfigError, JudgeBatchError, JudgeError
 from penguin_gym.judges.base import Judge, JudgeBase, JudgeScore
 from penguin_gym.judges.cache import scenario_fingerprint
+from penguin_gym.judges.table_bound import BoundScoreTable, _take
 
 logger = logging.getLogger(__name__)
 
@@ -434,87 +437,3 @@ class ScoreTable(JudgeBase):
             raise ConfigError(f"scenario {scenario_id!r} is not in the score table ({len(self.ids)} scenarios)")
         mask = revealed if isinstance(revealed, int) else attribute_mask(revealed)
         return _take(self, np.array([row]), np.array([mask], dtype=np.int64))[0]
-
-
-class BoundScoreTable:
-    """A ``ScoreTable`` over a fixed scenario list: ``scores(rows, masks)`` is two index operations."""
-
-    def __init__(self, table: ScoreTable, scenarios: Sequence[Scenario], *, check: bool = True) -> None:
-        self.score_table = table
-        self.scenarios = list(scenarios)
-        rows = [table._row.get(s.id, -1) for s in self.scenarios]
-        unknown = [s.id for s, r in zip(self.scenarios, rows, strict=True) if r < 0]
-        if unknown:
-            raise ConfigError(
-                f"{len(unknown)} of {len(self.scenarios)} scenarios are not in the score table {table.name} "
-                f"(e.g. {unknown[:3]}); build the table over these scenarios (penguin-gym build-table) "
-                "or use its scenarios"
-            )
-        if check:
-            changed = [
-                s.id
-                for s, r in zip(self.scenarios, rows, strict=True)
-                if table.fingerprints[r] != scenario_fingerprint(s)
-            ]
-            if changed:
-                raise ConfigError(
-                    f"{len(changed)} scenarios changed since the score table was built (e.g. {changed[:3]}); "
-                    "rebuild the table, or bind with check=False to use it anyway"
-                )
-        self.rows = np.asarray(rows, dtype=np.int64)
-
-    def scores(self, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """Scores of ``scenarios[rows[j]]`` with revealed set ``masks[j]``: float64 ``(n, 3)``.
-
-        Raises:
-            JudgeError: for a subset the table does not hold.
-        """
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        return _take(self.score_table, self.rows[rows], np.asarray(masks, dtype=np.int64).reshape(-1))
-
-    def score_one(self, row: int, mask: int) -> np.ndarray:
-        """``scores`` of a single (row, mask) without the batch machinery (the env's answer step)."""
-        t = self.score_table
-        if 0 <= mask < _ALL:
-            pos = t._pos[mask]
-            if pos >= 0:
-                out = t.values[self.rows[row], pos].astype(np.float64)
-                if not np.isnan(out[0]):
-                    return out
-        return _take(t, self.rows[[row]], np.array([mask], dtype=np.int64))[0]  # raises the precise error
-
-    def table(self, rows: np.ndarray) -> np.ndarray:
-        """Scores of every subset for each row, indexed by bitmask: ``(len(rows), 1024, 3)``.
-
-        Only for tables of all 1,024 subsets with nothing missing; the same call as
-        ``BoundSimulatedJudge.table``, so oracles and analyses take either.
-        """
-        t = self.score_table
-        if t.masks.size != _ALL:
-            raise JudgeError(f"{t.name} holds subsets up to size {t.max_size} only, not all 1,024")
-        out = t.values[self.rows[np.asarray(rows, dtype=np.int64).reshape(-1)]].astype(np.float64)
-        if np.isnan(out).any():
-            raise JudgeError(f"{t.name}: some entries of these scenarios were never judged; finish the build")
-        return out
-
-
-def _take(table: ScoreTable, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    if masks.size and (masks.min() < 0 or masks.max() >= _ALL):
-        bad = masks[(masks < 0) | (masks >= _ALL)][0]
-        raise JudgeError(f"revealed-set bitmask {int(bad)} is outside [0, 1024)")
-    pos = table._pos[masks]
-    if (pos < 0).any():
-        m = int(masks[pos < 0][0])
-        raise JudgeError(
-            f"{table.name} holds subsets of at most {table.max_size} attributes; revealed set "
-            f"{sorted(mask_attributes(m))} has {bin(m).count('1')} (rebuild with a larger --max-size)"
-        )
-    out = table.values[rows, pos].astype(np.float64)
-    if np.isnan(out).any():
-        j = int(np.flatnonzero(np.isnan(out[:, 0]))[0])
-        raise JudgeError(
-            f"{table.name} has no score for scenario {table.ids[rows[j]]!r} with revealed set "
-            f"{sorted(mask_attributes(int(masks[j])))} (its judgment failed or the build is unfinished; "
-            "run the build again)"
-        )
-    return out
