@@ -2,19 +2,20 @@
 
 An agent plays one PENGUIN episode (Wu et al., "Personalized Safety in LLMs: A Benchmark and A
 Planning-Based Agent Approach", NeurIPS 2025): it asks about attributes of the user's background, one at
-a time, then answers. ``agents.evaluate`` drives any agent on any env id and any judge:
+a time, then answers. ``agents.evaluate`` drives any agent on any env id and any judge, handing it only
+what a deployed agent could know (``agents.context``):
 
-1. ``agent.attach(env.unwrapped)`` once, when the agent defines it: the agent may read the env's model
-   (question costs, budget, judge) and its data source (to learn from the *training* split). Only the
-   oracle (and planners that say they are privileged, like ``MCTSAgent(mode="true")``) may read the
-   hidden profile of the current episode's user.
+1. ``agent.setup(context)`` once, when the agent defines it: an ``AgentContext`` with the attribute
+   names, question costs, budget, reward scale, domain, the judge (for training users) and the
+   training split's scenarios. Agents that need the hidden profile (the oracle,
+   ``MCTSAgent(mode="true")``) declare ``privileged = True`` and get a ``PrivilegedContext`` (the env
+   too); results mark them as bounds.
 2. ``agent.seed(seed)`` once, when the agent defines it (agents with randomness).
-3. per episode: ``agent.reset(info)`` with the info of ``env.reset``, then ``agent.act(obs, info)`` with the
-   observation and info of the last ``reset``/``step`` until the episode ends.
-
-``evaluate`` also calls ``agent.prepare(scenario_ids)`` when defined, with the ids of the episodes about
-to be played: planners that may batch work across users (the privileged MCTS, RAISE's query embeddings)
-do it there.
+3. ``agent.prepare(queries)`` when defined, with the opening messages of the users about to be met
+   (to batch work such as embedding them).
+4. per episode: ``agent.reset(info)`` with the info of ``env.reset``, then ``agent.act(obs, info)`` with the
+   observation and info of the last ``reset``/``step`` until the episode ends; ``info`` holds only the
+   ``DEPLOYABLE_INFO_KEYS`` (no scenario id).
 
 Per-step info is lean (see ``PenguinEnv``): the query, domain and scenario type come with ``reset``; after
 a question ``info["answer"]`` holds the revealed value's text. ``DialogueAgent`` keeps that record.
@@ -28,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from agents.context import AgentContext
 from penguin_gym.data.schema import ATTRIBUTE_INDEX, ATTRIBUTES, DOMAIN_INDEX, NUM_ATTRIBUTES
 from penguin_gym.model import ANSWER, DEFAULT_QUESTION_COST
 
@@ -42,8 +44,9 @@ class Agent(Protocol):
     Attributes:
         name: A short identifier (result files and tables key on it).
 
-    Optional methods ``evaluate`` calls when present: ``attach(env)`` (the unwrapped ``PenguinEnv``,
-    once, before the episodes), ``seed(seed)`` and ``prepare(scenario_ids)``.
+    Optional: ``privileged`` (True: the agent reads hidden profiles; a bound, not a deployable agent),
+    and the methods ``evaluate`` calls when present: ``setup(context)`` (an ``agents.context.AgentContext``,
+    once, before the episodes), ``seed(seed)`` and ``prepare(queries)``.
     """
 
     name: str
@@ -96,24 +99,27 @@ class Dialogue:
 class DialogueAgent:
     """Base class: records the dialogue (``self.dialogue``) from ``reset``/``act`` and reads the env's costs.
 
-    Subclasses implement ``choose(obs) -> action``; ``act`` updates the record first. After ``attach``
+    Subclasses implement ``choose(obs) -> action``; ``act`` updates the record first. After ``setup``
     ``self.costs`` (10,) and ``self.budget`` are the env's question costs (in the reward's units) and
-    question budget; before it, the defaults (``DEFAULT_QUESTION_COST``, 10).
+    question budget, and ``self.agent_context`` the ``AgentContext``; before it, the defaults
+    (``DEFAULT_QUESTION_COST``, 10, ``None``).
     """
 
     name = "agent"
+    privileged = False
 
     def __init__(self) -> None:
         self.dialogue = Dialogue()
         self.costs = np.full(NUM_ATTRIBUTES, DEFAULT_QUESTION_COST)
         self.budget = NUM_ATTRIBUTES
         self._last_action: int | None = None
+        self.agent_context: AgentContext | None = None
 
-    def attach(self, env: Any) -> None:
-        """Read the env's question costs and budget (in the reward's units)."""
-        model = env.model
-        self.costs = np.asarray(model.costs, dtype=np.float64) * model.scale
-        self.budget = int(model.budget)
+    def setup(self, context: AgentContext) -> None:
+        """Read the question costs (in the reward's units) and the budget of the context."""
+        self.agent_context = context
+        self.costs = context.reward_costs
+        self.budget = int(context.budget)
 
     def reset(self, info: Mapping[str, Any]) -> None:
         self.dialogue = Dialogue(

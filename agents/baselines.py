@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from agents.base import PAPER_TOP3, DialogueAgent, attribute_index
-from agents.belief import BeliefConfig, ProfileBelief, fit_belief_cached, training_scenarios
+from agents.belief import BeliefConfig, ProfileBelief, fit_belief_cached
+from agents.context import AgentContext
 from penguin_gym.data.schema import ATTRIBUTES, NUM_ATTRIBUTES, Scenario
 from penguin_gym.error import ConfigError
 from penguin_gym.judges.base import Judge
@@ -144,19 +145,19 @@ class GreedyAgent(DialogueAgent):
         self._auto = False
         return self
 
-    def attach(self, env: Any) -> None:
-        super().attach(env)
-        # A value model learned from an env's training split belongs to that env (its costs and judge);
+    def setup(self, context: AgentContext) -> None:
+        super().setup(context)
+        # A value model learned from a context's training split belongs to it (its costs and judge);
         # one given through ``fit`` is kept.
         if self.belief is None or self._auto:
             self.belief = fit_belief_cached(
-                training_scenarios(env), env.judge, model=env.model, config=self.belief_config
+                context.train_scenarios, context.judge, rules=context, config=self.belief_config
             )
             self._auto = True
 
     def choose(self, obs: Mapping[str, np.ndarray]) -> int:
         if self.belief is None:
-            raise ConfigError("GreedyAgent has no value model: call fit(scenarios, judge) or attach(env.unwrapped)")
+            raise ConfigError("GreedyAgent has no value model: call fit(scenarios, judge) or setup(context)")
         d = self.dialogue
         asked = d.asked_mask
         cap = d.budget_left if self.max_questions is None else min(d.budget_left, self.max_questions - len(d.order))

@@ -239,11 +239,13 @@ _FIT_CACHE: OrderedDict[str, ProfileBelief] = OrderedDict()
 
 
 def fit_belief_cached(
-    scenarios: Sequence[Scenario], judge: Judge, *, model: EpisodeModel, config: BeliefConfig | None = None
+    scenarios: Sequence[Scenario], judge: Judge, *, rules: Any, config: BeliefConfig | None = None
 ) -> ProfileBelief:
-    """``ProfileBelief.fit`` with the costs, budget and reward scale of ``model``, memoized per process
-    (several agents attached to the same env share one fit). Keyed by the judge's name, the scenario
-    ids, the costs, the budget, the reward scale and the config."""
+    """``ProfileBelief.fit`` with the costs, budget and reward scale of ``rules`` (an ``AgentContext`` or
+    an ``EpisodeModel``: anything with ``costs``, ``budget`` and ``normalize_reward``), memoized per
+    process (several agents set up for the same env share one fit). Keyed by the judge's name, the
+    scenario ids, the costs, the budget, the reward scale and the config."""
+    model = rules
     config = config or BeliefConfig()
     h = hashlib.sha256()
     for part in (judge.name, repr(config), str(model.budget), str(model.normalize_reward), model.costs.tobytes().hex()):

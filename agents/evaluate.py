@@ -4,9 +4,9 @@ Per episode it records the questions asked, the judge's three dimension scores a
 (safety minus question costs, in the reward's units), the oracle's return on the same user
 (``agents.oracle.oracle_values``: the exact upper bound), the answer-now return, and whether a high-risk
 user got an answer without the question that reveals the risk. The summary gives means with 95%
-confidence intervals (normal approximation, ``1.96 * sd / sqrt(n)``), the mean number of questions, the
-regret against the oracle, the return normalized per user between answer-now (0) and the oracle (1),
-and the critical-miss rate.
+confidence intervals (Student t, ``agents.stats``: the intervals of every experiment and of W&B), the
+mean number of questions, the regret against the oracle, the return normalized per user between
+answer-now (0) and the oracle (1), and the critical-miss rate.
 
 Example:
     >>> from agents import evaluate, make_agent
@@ -29,9 +29,22 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import Agent
+from agents.context import AgentContext, PrivilegedContext, deployable_info, is_privileged
 from agents.oracle import oracle_values
-from penguin_gym.error import ConfigError, InvalidActionError
+from agents.stats import mean_ci
+from penguin_gym.error import ConfigError, InvalidActionError, PenguinError
 from penguin_gym.model import EpisodeModel
+
+
+class LeakageError(ConfigError):
+    """An agent would be evaluated on users it was trained on."""
+
+
+class LLMFallbackError(PenguinError):
+    """An LLM-driven agent's replies fell back to its offline modules more often than allowed."""
+
+    result: EvalResult | None = None
+
 
 #: Returns closer than this to the oracle's count as matching it (normalized = 1).
 _GAP_EPS = 1e-9
@@ -74,23 +87,15 @@ class EpisodeRow:
     missed_high_risk: bool
 
 
-def _mean_ci(x: Sequence[float]) -> tuple[float, float]:
-    a = np.asarray([v for v in x if v is not None and math.isfinite(v)], dtype=np.float64)
-    if not len(a):
-        return math.nan, math.nan
-    ci = 1.96 * float(a.std(ddof=1)) / math.sqrt(len(a)) if len(a) > 1 else math.nan
-    return float(a.mean()), ci
-
-
 def summarize(rows: Sequence[EpisodeRow]) -> dict[str, float]:
     """The summary of ``rows`` (see ``EvalResult.summary``)."""
     out: dict[str, float] = {"episodes": float(len(rows))}
     for key in ("safety", "net_reward"):
-        out[f"{key}_mean"], out[f"{key}_ci95"] = _mean_ci([getattr(r, key) for r in rows])
+        out[f"{key}_mean"], out[f"{key}_ci95"] = mean_ci([getattr(r, key) for r in rows])
     out["questions_mean"] = float(np.mean([r.num_questions for r in rows])) if rows else math.nan
     if rows and rows[0].regret is not None:
-        out["regret_mean"], out["regret_ci95"] = _mean_ci([r.regret for r in rows])  # type: ignore[misc]
-        out["normalized_mean"], out["normalized_ci95"] = _mean_ci([r.normalized for r in rows])  # type: ignore[misc]
+        out["regret_mean"], out["regret_ci95"] = mean_ci([r.regret for r in rows])  # type: ignore[misc]
+        out["normalized_mean"], out["normalized_ci95"] = mean_ci([r.normalized for r in rows])  # type: ignore[misc]
         out["normalized_excluded"] = float(sum(r.normalized is None for r in rows))
         out["oracle_net_reward_mean"] = float(np.mean([r.oracle_net_reward for r in rows]))
     out["answer_now_net_reward_mean"] = float(np.mean([r.answer_now_net_reward for r in rows])) if rows else math.nan
@@ -180,12 +185,19 @@ def evaluate(
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
     oracle: bool = True,
+    max_fallback_rate: float | None = None,
 ) -> EvalResult:
     """Play ``agent`` on ``env`` and score it against answer-now and the oracle.
 
+    The agent sees only what a deployed agent could (``agents.context``): ``setup(context)`` with an
+    ``AgentContext`` (a ``PrivilegedContext`` for an agent that declares ``privileged = True``),
+    ``seed(seed)``, ``prepare(queries)``, then per episode ``reset(info)`` and ``act(obs, info)`` with
+    ``info`` restricted to ``DEPLOYABLE_INFO_KEYS`` (privileged agents get the full info). Each method is
+    called when the agent defines it.
+
     Args:
-        agent: Any ``Agent``. Its ``attach(env.unwrapped)``, ``seed(seed)`` and ``prepare(scenario_ids)``
-            are called first when it defines them.
+        agent: Any ``Agent``. An agent that says what it was trained on (``agent.trained_on``, a dict with
+            ``"split"``: a PPO checkpoint's) is refused on a split it was trained on.
         env: An env id (``"Penguin-Health-v1"``; made with ``split`` and ``env_kwargs``) or an env.
         episodes: ``None``: every scenario of the env once, in order (reset option ``scenario_index``);
             otherwise this many scenarios drawn with ``seed`` (without replacement while there are enough).
@@ -195,9 +207,17 @@ def evaluate(
         progress: Show a progress bar.
         oracle: Compute the oracle's return per user (exhaustive over all sets: 1,024 judgments per user
             for a judge without tables; turn off for an expensive judge).
+        max_fallback_rate: For an LLM-driven agent (one with ``llm_usage()``), the largest share of its
+            LLM replies that may fall back to an offline module; above it ``LLMFallbackError`` is raised
+            (with the result in ``err.result``). ``None``: no limit (the counts are in ``meta`` always).
 
     Returns:
-        An ``EvalResult``; deterministic for a seed (given a deterministic judge).
+        An ``EvalResult``; deterministic for a seed (given a deterministic judge). ``meta`` holds
+        ``privileged``, ``trained_on`` and, for LLM-driven agents, ``llm`` (calls, fallbacks by reason).
+
+    Raises:
+        LeakageError: the agent says it was trained on the split it is evaluated on.
+        ConfigError: an agent of the old protocol (``attach(env)`` without ``setup(context)``).
     """
     if isinstance(env, str):
         kwargs = dict(env_kwargs or {})
@@ -213,10 +233,49 @@ def evaluate(
         e = env
         env_id = e.spec.id if e.spec is not None else type(e.unwrapped).__name__
     try:
-        return _run(agent, e, env_id, episodes=episodes, seed=seed, progress=progress, oracle=oracle)
+        result = _run(agent, e, env_id, episodes=episodes, seed=seed, progress=progress, oracle=oracle)
     finally:
         if isinstance(env, str):
             e.close()
+    check_fallbacks(result, max_fallback_rate)
+    return result
+
+
+def check_fallbacks(result: EvalResult, max_fallback_rate: float | None) -> None:
+    """Raise ``LLMFallbackError`` when the agent's LLM replies fell back more often than allowed."""
+    usage = result.meta.get("llm")
+    if max_fallback_rate is None or not usage or not usage["calls"]:
+        return
+    if not 0.0 <= max_fallback_rate <= 1.0:
+        raise ConfigError(f"max_fallback_rate = {max_fallback_rate} must be in [0, 1]")
+    rate = usage["fallbacks"] / usage["calls"]
+    if rate > max_fallback_rate:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(usage["by_reason"].items())) or "none recorded"
+        err = LLMFallbackError(
+            f"agent {result.agent!r} fell back to its offline modules on {usage['fallbacks']} of {usage['calls']} "
+            f"LLM replies ({100 * rate:.1f}%), above max_fallback_rate {100 * max_fallback_rate:g}% ({reasons}): "
+            "its results would be the offline agent's, not the LLM's"
+        )
+        err.result = result
+        raise err
+
+
+def _refuse_leak(agent: Agent, scenarios: Sequence[Any]) -> None:
+    """Refuse an agent that says it was trained on the users it is about to meet (``agent.trained_on``,
+    a dict with ``"split"``: ``"train"``, ``"test"``, or ``None``/``"all"`` for both)."""
+    trained = getattr(agent, "trained_on", None)
+    if not isinstance(trained, dict) or "split" not in trained:
+        return
+    split = trained["split"]
+    covered = {"train", "test"} if split in (None, "all") else {str(split)}
+    played = {s.split for s in scenarios}
+    overlap = played & covered
+    if overlap:
+        raise LeakageError(
+            f"agent {getattr(agent, 'name', agent)!r} was trained on split {split!r} of "
+            f"{trained.get('env_id', 'its env')} and would now be evaluated on {sorted(overlap)} users, users it "
+            "trained on; evaluate it on a split it did not see (train on 'train', the default, evaluate on 'test')"
+        )
 
 
 def _run(
@@ -232,12 +291,25 @@ def _run(
         if episodes < 1:
             raise ConfigError(f"episodes = {episodes} must be >= 1 (or None for every scenario)")
         order = np.random.default_rng(seed).choice(n, size=episodes, replace=episodes > n)
-    if hasattr(agent, "attach"):
-        agent.attach(base)
+    _refuse_leak(agent, [scenarios[i] for i in np.unique(order)])
+    privileged = is_privileged(agent)
+    if hasattr(agent, "attach") and not hasattr(agent, "setup"):
+        raise ConfigError(
+            f"agent {getattr(agent, 'name', agent)!r} defines attach(env), the old protocol: agents now get "
+            "setup(context), an agents.context.AgentContext (costs, budget, judge, the training split), "
+            "never the env; rename attach to setup and read the context (or declare privileged = True)"
+        )
+    if hasattr(agent, "setup"):
+        if privileged:
+            context: AgentContext = PrivilegedContext.from_env(e, scenario_ids=[scenarios[i].id for i in order])
+        else:
+            context = AgentContext.from_env(e)
+        agent.setup(context)
     if hasattr(agent, "seed"):
         agent.seed(seed)
     if hasattr(agent, "prepare"):
-        agent.prepare([scenarios[i].id for i in order])
+        agent.prepare([scenarios[i].query for i in order])
+    view = (lambda i: i) if privileged else deployable_info
     rows_u = np.unique(order)
     answer_now = dict(
         zip(rows_u.tolist(), model.net_value(rows_u, np.zeros(len(rows_u), dtype=np.int64)).tolist(), strict=True)
@@ -262,11 +334,11 @@ def _run(
     for k, row in enumerate(it):
         row = int(row)
         obs, info = e.reset(seed=seed if k == 0 else None, options={"scenario_index": row})
-        agent.reset(info)
+        agent.reset(view(info))
         total = 0.0
         actions: list[int] = []
         while True:
-            a = agent.act(obs, info)
+            a = agent.act(obs, view(info))
             actions.append(int(a))
             obs, r, terminated, truncated, info = e.step(a)
             total += float(r)
@@ -306,6 +378,10 @@ def _run(
             )
         )
     judge = getattr(model.judge, "name", type(model.judge).__name__)
+    meta: dict[str, Any] = {"privileged": privileged, "trained_on": getattr(agent, "trained_on", None)}
+    usage = getattr(agent, "llm_usage", None)
+    if callable(usage):
+        meta["llm"] = usage()
     return EvalResult(
         out,
         summarize(out),
@@ -313,7 +389,8 @@ def _run(
         env_id=env_id,
         judge=judge,
         seed=seed,
+        meta=meta,
     )
 
 
-__all__ = ["EpisodeRow", "EvalResult", "evaluate", "summarize"]
+__all__ = ["EpisodeRow", "EvalResult", "LLMFallbackError", "LeakageError", "check_fallbacks", "evaluate", "summarize"]

@@ -164,6 +164,23 @@ def record_fallback(stats: Counter[str], module: str, reason: str, reply: str) -
     logger.warning("%s: unusable LLM reply (%s): %r; using the offline fallback", module, reason, reply[:200])
 
 
+def usage(*modules: Any) -> dict[str, Any] | None:
+    """The LLM replies and fallbacks of an agent's LLM-driven ``modules`` (those with ``calls`` and
+    ``fallbacks`` counters; others are skipped): ``{"calls", "fallbacks", "by_reason"}``, or ``None``
+    when no module is LLM-driven."""
+    llms = [m for m in modules if hasattr(m, "calls") and hasattr(m, "fallbacks")]
+    if not llms:
+        return None
+    reasons: Counter[str] = Counter()
+    for m in llms:
+        reasons.update(getattr(m, "stats", Counter()))
+    return {
+        "calls": int(sum(m.calls for m in llms)),
+        "fallbacks": int(sum(m.fallbacks for m in llms)),
+        "by_reason": dict(sorted(reasons.items())),
+    }
+
+
 def check_threshold(threshold: float) -> float:
     if not 0.0 <= threshold <= 5.0:
         raise ConfigError(f"abstention threshold = {threshold} must be in [0, 5] (the completeness scale)")
@@ -181,4 +198,5 @@ __all__ = [
     "parse_rating",
     "ranking_messages",
     "record_fallback",
+    "usage",
 ]

@@ -19,8 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from agents import llm
 from agents.base import DialogueAgent
-from agents.belief import BeliefConfig, ProfileBelief, fit_belief_cached, training_scenarios
+from agents.belief import BeliefConfig, ProfileBelief, fit_belief_cached
+from agents.context import AgentContext, PrivilegedContext
 from agents.mcts_search import MCTSConfig, SearchResult, search
 from agents.priors import LearnedPrior, LLMPrior, Prior, UniformPrior
 from agents.scoring import JudgeValues, TableValues, ValueSource, net_tables
@@ -114,8 +116,8 @@ class MCTSAgent(DialogueAgent):
         belief_config: How the belief weighs training users.
         seed: Seed of the planner's randomness.
 
-    Training data (the belief, the learned prior): ``fit(scenarios, judge)``, or built in ``attach`` from
-    the env's training split (``agents.belief.training_scenarios``; about a second on the simulated judge).
+    Training data (the belief, the learned prior): ``fit(scenarios, judge)``, or built in ``setup`` from
+    the context's training split (about a second on the simulated judge).
     """
 
     def __init__(
@@ -183,18 +185,26 @@ class MCTSAgent(DialogueAgent):
         else:
             raise ConfigError(f"unknown prior {spec!r}; valid: 'learned', 'uniform', 'llm:<backend spec>', or a Prior")
 
-    def attach(self, env: Any) -> None:
-        super().attach(env)
-        self._model = env.model
-        self._row_of_id = {s.id: i for i, s in enumerate(env.model.scenarios)}
+    def setup(self, context: AgentContext) -> None:
+        super().setup(context)
         self._plans = {}
+        self._upcoming: tuple[str, ...] = ()
+        if self.mode == "true":
+            if not isinstance(context, PrivilegedContext):
+                raise ConfigError(
+                    "MCTSAgent(mode='true') plans on the true profile: it needs a PrivilegedContext (evaluate gives "
+                    "one to agents that declare privileged = True, as this one does)"
+                )
+            self._model = context.env.model
+            self._row_of_id = {s.id: i for i, s in enumerate(self._model.scenarios)}
+            self._upcoming = context.scenario_ids
         needs_training = (
             self.prior_spec == "learned" or isinstance(self.prior_spec, str) and self.prior_spec.startswith("llm:")
         )
         if (self.belief is None or self._auto) and (self.mode == "belief" or needs_training):
-            # Learned from this env's training split (refreshed for each env; a ``fit`` model is kept).
+            # Learned from this context's training split (refreshed for each; a ``fit`` model is kept).
             self.belief = fit_belief_cached(
-                training_scenarios(env), env.judge, model=env.model, config=self.belief_config
+                context.train_scenarios, context.judge, rules=context, config=self.belief_config
             )
             self._auto = True
             self.prior = None
@@ -204,13 +214,21 @@ class MCTSAgent(DialogueAgent):
             else:
                 self._set_prior()
 
+    def llm_usage(self) -> dict[str, Any] | None:
+        """The LLM prior's replies and fallbacks (``evaluate`` records them; ``None`` without an LLM)."""
+        return llm.usage(self.prior)
+
     def seed(self, seed: int) -> None:
         self._seed = seed
         self.rng = np.random.default_rng(seed)
         self._plans = {}
 
-    def prepare(self, scenario_ids: Sequence[str]) -> None:
-        """Privileged mode: plan all the episodes' users in one batched search (``evaluate`` calls this)."""
+    def prepare(self, queries: Sequence[str]) -> None:
+        """Privileged mode: plan all the upcoming users (the context's ``scenario_ids``) in one batched
+        search (``evaluate`` calls this)."""
+        self._plan_ids(self._upcoming)
+
+    def _plan_ids(self, scenario_ids: Sequence[str]) -> None:
         if self.mode != "true" or self._model is None or self.prior is None:
             return
         rows = sorted({self._row_of_id[s] for s in scenario_ids} - set(self._plans))
@@ -223,12 +241,12 @@ class MCTSAgent(DialogueAgent):
     # -- playing ----------------------------------------------------------------------------------
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
-        if self._model is None or self.prior is None:
-            raise ConfigError("MCTSAgent needs the env: call agent.attach(env.unwrapped) first (evaluate does)")
+        if self.prior is None or (self.mode == "true" and self._model is None):
+            raise ConfigError("MCTSAgent needs its context: call agent.setup(context) first (evaluate does)")
         if self.mode == "true":
             row = self._row_of_id[str(info["scenario_id"])]
             if row not in self._plans:
-                self.prepare([str(info["scenario_id"])])
+                self._plan_ids([str(info["scenario_id"])])
             self._plan = self._plans[row]
 
     def choose(self, obs: Mapping[str, np.ndarray]) -> int:

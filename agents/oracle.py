@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import DialogueAgent
+from agents.context import AgentContext, PrivilegedContext
 from agents.scoring import net_tables
 from penguin_gym.error import ConfigError
 from penguin_gym.model import ANSWER, POPCOUNT, EpisodeModel
@@ -59,7 +60,7 @@ def oracle_values(
 
 class OracleAgent(DialogueAgent):
     """Asks exactly the best set for the user's true profile, then answers (privileged: reads the
-    hidden profile through ``env.model``; an upper bound, not a deployable agent).
+    hidden profile through its ``PrivilegedContext``'s env; an upper bound, not a deployable agent).
 
     Args:
         budget: Most questions (default: the env's budget).
@@ -82,16 +83,23 @@ class OracleAgent(DialogueAgent):
         self._cache: dict[int, int] = {}
         self._plan: list[int] = []
 
-    def attach(self, env: Any) -> None:
-        super().attach(env)
-        self._model = env.model
-        self._row_of_id = {s.id: i for i, s in enumerate(env.model.scenarios)}
+    def setup(self, context: AgentContext) -> None:
+        super().setup(context)
+        if not isinstance(context, PrivilegedContext):
+            raise ConfigError(
+                "OracleAgent reads the true profile: it needs a PrivilegedContext (evaluate gives one to agents "
+                "that declare privileged = True, as the oracle does)"
+            )
+        self._model = context.env.model
+        self._row_of_id = {s.id: i for i, s in enumerate(self._model.scenarios)}
         self._cache = {}
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
         if self._model is None:
-            raise ConfigError("OracleAgent needs the env: call agent.attach(env.unwrapped) first (evaluate does)")
+            raise ConfigError(
+                "OracleAgent needs its context: call agent.setup(PrivilegedContext.from_env(env)) first (evaluate does)"
+            )
         row = self._row_of_id[str(info["scenario_id"])]
         mask = self._cache.get(row)
         if mask is None:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.ppo_agent import PPOAgent, masks_from_obs
+from agents.ppo_agent import TRAINED_ON_ATTR, PPOAgent, masks_from_obs
 from agents.ppo_eval import PenguinEvalCallback, eval_metrics
 from penguin_gym.error import ConfigError, DependencyNotInstalled
 
@@ -215,6 +215,8 @@ def train(
             device=cfg.device,
             verbose=verbose,
         )
+        # Saved in every checkpoint (SB3 saves the model's attributes), read back by PPOAgent.
+        setattr(model, TRAINED_ON_ATTR, trained_on(env_id, kwargs))
         if sb3_logger is not None:
             model.set_logger(sb3_logger)
         cbs: list[Any] = []
@@ -255,13 +257,25 @@ def train(
         torch.set_num_threads(old_threads)
     return TrainResult(
         model=model,
-        agent=PPOAgent(model),
+        agent=PPOAgent(model, trained_on=getattr(model, TRAINED_ON_ATTR)),
         timesteps=int(model.num_timesteps),
         wall_time_s=wall,
         evaluations=list(eval_cb.evaluations) if eval_cb is not None else [],
         model_path=model_path,
         config=cfg,
     )
+
+
+def trained_on(env_id: str, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of what a policy is trained on: the env id, the split (``None``: both) and the data."""
+    source = env_kwargs.get("source", "synthetic")
+    return {
+        "env_id": env_id,
+        "split": env_kwargs.get("split"),
+        "source": source if isinstance(source, str) else type(source).__name__,
+        "n_per_domain": env_kwargs.get("n_per_domain"),
+        "data_seed": env_kwargs.get("data_seed", 0),
+    }
 
 
 def config_dict(config: PPOConfig) -> dict[str, Any]:
@@ -280,4 +294,5 @@ __all__ = [
     "eval_metrics",
     "masks_from_obs",
     "train",
+    "trained_on",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from agents.context import AgentContext
 from penguin_gym.data import DOMAINS, NUM_ATTRIBUTES
 from penguin_gym.error import ConfigError, DependencyNotInstalled
 from penguin_gym.model import ANSWER
@@ -24,6 +25,10 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise DependencyNotInstalled(
         'agents.ppo needs torch, stable-baselines3 and sb3-contrib: pip install "penguin-gym[train]"'
     ) from e
+
+#: The attribute of a ``MaskablePPO`` model that records what it was trained on (``train`` sets it, SB3
+#: saves it in every checkpoint's zip): ``{"env_id", "split", "source", "n_per_domain", "data_seed"}``.
+TRAINED_ON_ATTR = "penguin_trained_on"
 
 #: Entries of the flat observation besides the query features: domain, asked, revealed, steps_left.
 _FLAT_EXTRA = len(DOMAINS) + 2 * NUM_ATTRIBUTES + 1
@@ -46,16 +51,21 @@ class PPOAgent:
         model: A ``MaskablePPO`` model trained on a penguin env (Dict or flattened observations).
         deterministic: Take the most probable valid action (else sample from the masked policy).
         name: The agent's name in results.
+        trained_on: What the policy was trained on (default: the model's record, which ``train`` writes
+            into every checkpoint: env id, split, data source). ``evaluate`` refuses to score it on
+            users of its training split.
 
-    ``attach(env)`` (``agents.evaluate`` calls it) keeps the env to read ``env.action_masks()``; without
-    it the mask comes from the observation (``masks_from_obs``, the same on every live state).
+    The action mask comes from the observation (``masks_from_obs``, the env's on every live state).
     """
 
-    def __init__(self, model: Any, *, deterministic: bool = True, name: str = "ppo") -> None:
+    def __init__(
+        self, model: Any, *, deterministic: bool = True, name: str = "ppo", trained_on: Mapping[str, Any] | None = None
+    ) -> None:
         self.model = model
         self.deterministic = bool(deterministic)
         self.name = name
-        self._env: Any = None
+        recorded = trained_on if trained_on is not None else getattr(model, TRAINED_ON_ATTR, None)
+        self.trained_on: dict[str, Any] | None = dict(recorded) if recorded is not None else None
         self._flat = isinstance(model.observation_space, spaces.Box)
 
     @classmethod
@@ -67,9 +77,9 @@ class PPOAgent:
         model = MaskablePPO.load(str(p), device=device)
         return cls(model, deterministic=deterministic, name=name)
 
-    def attach(self, env: Any) -> None:
-        """Keep the env (for its action masks) and check that its observations fit the policy."""
-        space = getattr(env, "observation_space", None)
+    def setup(self, context: AgentContext) -> None:
+        """Check that the context's observations fit the policy (the query features' size)."""
+        space = context.observation_space
         want = self.model.observation_space
         if space is not None:
             have = space["query"].shape[0] if hasattr(space, "spaces") and "query" in space.spaces else None
@@ -79,7 +89,6 @@ class PPOAgent:
                     f"the env's query features have {have} dimensions but the policy was trained on {need}: "
                     "make the env with the featurizer used in training (e.g. featurizer='hashing' or 'embedding')"
                 )
-        self._env = env
 
     def seed(self, seed: int) -> None:
         """Seed the sampling of a stochastic agent (``deterministic=False``; SB3 seeds the global torch
@@ -92,7 +101,7 @@ class PPOAgent:
         """Nothing to reset: the policy is memoryless (the observation holds the dialogue state)."""
 
     def act(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> int:
-        mask = self._env.action_masks() if self._env is not None else masks_from_obs(obs)
+        mask = masks_from_obs(obs)
         x: Any = flatten_observation(dict(obs)) if self._flat else dict(obs)
         action, _ = self.model.predict(x, action_masks=mask, deterministic=self.deterministic)
         return int(np.asarray(action).reshape(-1)[0])
@@ -113,4 +122,4 @@ class PPOAgent:
         return np.asarray(actions, dtype=np.int64).reshape(-1)
 
 
-__all__ = ["PPOAgent", "masks_from_obs"]
+__all__ = ["TRAINED_ON_ATTR", "PPOAgent", "masks_from_obs"]

@@ -207,6 +207,7 @@ class LLMPrior:
         stats: ``Counter`` of problems: ``"prior:unknown_attribute"`` / ``"prior:already_asked"`` (items
             dropped from a ranking), ``"prior:no_valid_ranking"`` (the whole reply fell back).
         calls: Prompts sent.
+        fallbacks: Replies that fell back whole to the fallback prior.
     """
 
     def __init__(
@@ -219,6 +220,7 @@ class LLMPrior:
         self.name = f"llm:{self.backend.name}"
         self.stats: Counter[str] = Counter()
         self.calls = 0
+        self.fallbacks = 0
         self._cache: dict[tuple[str, int], list[str] | None] = {}
 
     def bind(self, queries: Sequence[str], domains: Sequence[int]) -> _BoundLLM:
@@ -254,6 +256,7 @@ class LLMPrior:
                 for reason, n in problems.items():
                     self.stats[f"prior:{reason}"] += n
                 if not ranked:
+                    self.fallbacks += 1
                     llm.record_fallback(self.stats, "prior", "no_valid_ranking", reply)
                 self._cache[key] = ranked or None
         return [self._cache[(q, int(m))] for q, _, m in items]

@@ -57,7 +57,7 @@ import numpy as np
 
 from agents import llm
 from agents.base import DialogueAgent
-from agents.belief import training_scenarios
+from agents.context import AgentContext
 from agents.library import PathLibrary, PathRecord, build_library_cached
 from agents.mcts import MCTSConfig
 from agents.raise_modules import (
@@ -110,8 +110,8 @@ class RaiseAgent(DialogueAgent):
     Args:
         variant: ``"planner"`` (full RAISE) or ``"agent"`` (no path library).
         library: A ``PathLibrary`` or a JSONL path; default (full RAISE): built by the MCTS planner on
-            ``library_size`` training users per domain, in ``fit`` or, from the env's training split, in
-            ``attach`` (a few seconds on the simulated judge).
+            ``library_size`` training users per domain, in ``fit`` or, from the context's training split,
+            in ``setup`` (a few seconds on the simulated judge).
         backend: An LLM ``Backend`` or spec for both modules (default: the offline modules).
         acquisition, abstention: Explicit modules (override ``backend``).
         embedding: The query embedder (``"auto"``: all-MiniLM-L6-v2 when installed locally, else hashing).
@@ -199,7 +199,6 @@ class RaiseAgent(DialogueAgent):
         self.name = name or ("raise" if planner_variant else "raise-agent")
         self.judge_costs = np.full(NUM_ATTRIBUTES, DEFAULT_QUESTION_COST)
         self._emb_cache: dict[str, np.ndarray] = {}
-        self._queries: dict[str, str] = {}
         self._auto = False
         self._pool = np.zeros(0, dtype=np.int64)
         self._sims = np.zeros(0)
@@ -210,6 +209,10 @@ class RaiseAgent(DialogueAgent):
         for mod in (self.acquisition, self.abstention):
             out.update(getattr(mod, "stats", Counter()))
         return out
+
+    def llm_usage(self) -> dict[str, Any] | None:
+        """The LLM modules' replies and fallbacks (``evaluate`` records them; ``None`` without an LLM)."""
+        return llm.usage(self.acquisition, self.abstention)
 
     # -- offline stage ----------------------------------------------------------------------------
     def fit(
@@ -233,7 +236,7 @@ class RaiseAgent(DialogueAgent):
         self._auto = False
         return self
 
-    def _build_library(self, train: list[Scenario], judge: Judge, model: EpisodeModel, seed: int) -> None:
+    def _build_library(self, train: list[Scenario], judge: Judge, model: Any, seed: int) -> None:
         if self.featurizer is None:
             self.featurizer = resolve_embedding(self.embedding_spec)
         rng = np.random.default_rng(seed)
@@ -253,15 +256,14 @@ class RaiseAgent(DialogueAgent):
             seed=seed,
         )
 
-    def attach(self, env: Any) -> None:
-        super().attach(env)
-        self.judge_costs = np.asarray(env.model.costs, dtype=np.float64)
-        self._queries = {s.id: s.query for s in env.scenarios}
+    def setup(self, context: AgentContext) -> None:
+        super().setup(context)
+        self.judge_costs = np.asarray(context.costs, dtype=np.float64)
         if self.variant != "planner":
             return
         if self.library is None or self._auto:
-            # Planned on this env's training split (rebuilt for each env; a given or ``fit`` library is kept).
-            self._build_library(training_scenarios(env), env.judge, env.model, self._seed)
+            # Planned on this context's training split (rebuilt for each; a given or ``fit`` library is kept).
+            self._build_library(list(context.train_scenarios), context.judge, context, self._seed)
             self._auto = True
         if self.featurizer is None:
             self.featurizer = resolve_embedding(self.embedding_spec)
@@ -279,11 +281,11 @@ class RaiseAgent(DialogueAgent):
                 self.featurizer.name,
             )
 
-    def prepare(self, scenario_ids: Sequence[str]) -> None:
-        """Embed the episodes' queries in one batch (``evaluate`` calls this; the queries are what the users
-        will say, nothing hidden)."""
+    def prepare(self, queries: Sequence[str]) -> None:
+        """Embed the upcoming users' queries in one batch (``evaluate`` calls this; the queries are what the
+        users will say, nothing hidden)."""
         if self.variant == "planner" and self.featurizer is not None:
-            self.embed_many([self._queries[s] for s in scenario_ids if s in self._queries])
+            self.embed_many(queries)
 
     # -- online loop ------------------------------------------------------------------------------
     def embed_many(self, queries: Sequence[str]) -> None:
@@ -303,7 +305,7 @@ class RaiseAgent(DialogueAgent):
         if self.variant != "planner":
             return
         if self.library is None or self.featurizer is None:
-            raise ConfigError("full RAISE has no path library yet: call fit(scenarios, judge) or attach(env.unwrapped)")
+            raise ConfigError("full RAISE has no path library yet: call fit(scenarios, judge) or setup(context)")
         lib = self.library
         sims = lib.query_similarity(self._embed(self.dialogue.query))
         cand = np.flatnonzero(lib.domains == DOMAINS.index(self.dialogue.domain))

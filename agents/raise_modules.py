@@ -335,6 +335,8 @@ class LLMAbstention:
         self.temperature = float(temperature)
         self.name = f"llm-scale@{self.backend.name}"
         self.stats: Counter[str] = Counter()
+        self.calls = 0
+        self.fallbacks = 0
         self.ratings: list[float] = []
 
     def should_stop(self, ctx: RaiseContext) -> bool:
@@ -342,8 +344,10 @@ class LLMAbstention:
             return True
         msgs = llm.abstention_messages(ctx.query, ctx.domain, ctx.revealed)
         reply = self.backend.chat([msgs], temperature=self.temperature, max_tokens=16)[0]
+        self.calls += 1
         rating, why = llm.parse_rating(reply)
         if rating is None:
+            self.fallbacks += 1
             llm.record_fallback(self.stats, "abstention", why, reply)
             return self.fallback.should_stop(ctx)
         self.ratings.append(rating)
@@ -373,6 +377,8 @@ class LLMAcquisition:
         self.temperature = float(temperature)
         self.name = f"llm@{self.backend.name}"
         self.stats: Counter[str] = Counter()
+        self.calls = 0
+        self.fallbacks = 0
 
     def choose(self, ctx: RaiseContext) -> int:
         cands = [ATTRIBUTES[a] for a in ctx.candidates]
@@ -383,8 +389,10 @@ class LLMAcquisition:
         )
         msgs = llm.acquisition_messages(ctx.query, ctx.domain, ctx.revealed, cands, ex)
         reply = self.backend.chat([msgs], temperature=self.temperature, max_tokens=32)[0]
+        self.calls += 1
         name, why = llm.parse_attribute(reply, ctx.asked_names)
         if name is None:
+            self.fallbacks += 1
             llm.record_fallback(self.stats, "acquisition", why, reply)
             return self.fallback.choose(ctx)
         return ATTRIBUTE_INDEX[name]

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.stats import mean_ci95
 from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
 from experiments.judging import (
     build_judge,
@@ -38,7 +39,6 @@ from experiments.judging import (
 from experiments.plots import grouped_bars, heatmap
 from experiments.results import ResultsDir, Stopwatch
 from experiments.scenarios import load_domains
-from experiments.stats import mean_ci95
 from experiments.terminal import pm, print_results_line, print_table, progress
 from experiments.tracking import Tracker
 from penguin_gym.data import ATTRIBUTE_GROUPS, ATTRIBUTES

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.stats import mean_ci95
 from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
 from experiments.evaluation import AgentUnit, env_kwargs_for, episodes_per_domain, run_agent_units
 from experiments.judging import build_judge
@@ -39,7 +40,6 @@ from experiments.loading import code_fingerprint
 from experiments.plots import lines_with_bands
 from experiments.results import ResultsDir, Stopwatch, derive_seed
 from experiments.scenarios import load_domains
-from experiments.stats import mean_ci95
 from experiments.terminal import pm, print_results_line, print_table
 from experiments.tracking import Tracker
 from penguin_gym.data import ATTRIBUTES

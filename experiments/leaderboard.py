@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from agents.stats import mean_ci95
 from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
 from experiments.evaluation import AgentUnit, env_kwargs_for, episodes_per_domain, run_agent_units
 from experiments.judging import build_judge
 from experiments.loading import agent_label, code_fingerprint, is_custom_agent, parse_agent_options
 from experiments.plots import bar_panels, frontier, grouped_bars
 from experiments.results import ResultsDir, Stopwatch, derive_seed
-from experiments.stats import mean_ci95
 from experiments.terminal import pm, print_results_line, print_table
 from experiments.tracking import Tracker
 from penguin_gym.error import ConfigError

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agents.stats import mean_ci95
 from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
 from experiments.evaluation import AgentUnit, env_kwargs_for, episodes_per_domain, run_agent_units
 from experiments.judging import build_judge, judge_responders
@@ -35,7 +36,6 @@ from experiments.loading import code_fingerprint, parse_agent_options
 from experiments.plots import grouped_bars
 from experiments.results import ResultsDir, Stopwatch, derive_seed
 from experiments.scenarios import load_domains
-from experiments.stats import mean_ci95
 from experiments.terminal import pm, print_results_line, print_table
 from experiments.tracking import Tracker
 from penguin_gym.error import ConfigError

@@ -3,6 +3,7 @@ closing results line. Rich is the one progress-bar and table library of ``experi
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -51,7 +52,9 @@ def _fmt(x: Any) -> str:
 
 
 def pm(mean: float, ci: float, digits: int = 2) -> str:
-    """``"3.12 ± 0.04"``."""
+    """``"3.12 ± 0.04"`` (``"3.12 ± n/a"`` without an interval: a single value)."""
+    if math.isnan(ci):
+        return f"{mean:.{digits}f} ± n/a"
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 

@@ -13,6 +13,7 @@ from agents import AGENTS, evaluate, make_agent
 from agents.base import PAPER_TOP3, DialogueAgent
 from agents.baselines import GreedyAgent, RandomKAgent, StaticOrderAgent
 from agents.belief import BeliefConfig, ProfileBelief, training_scenarios
+from agents.context import AgentContext
 from agents.oracle import OracleAgent, oracle_values
 from penguin_gym.data import ATTRIBUTES, load_scenarios
 from penguin_gym.error import ConfigError
@@ -154,8 +155,11 @@ def test_oracle_agent_has_zero_regret_and_is_an_upper_bound() -> None:
     assert all(r.num_questions == 3 for r in exact.rows)
     with pytest.raises(ConfigError, match="needs a budget"):
         OracleAgent(exact=True)
-    with pytest.raises(ConfigError, match="attach"):
+    with pytest.raises(ConfigError, match="needs its context"):
         OracleAgent().reset({"domain": "Health", "query": "q", "scenario_id": "x"})
+    env = gym.make("Penguin-Financial-v1", **SMALL)
+    with pytest.raises(ConfigError, match="PrivilegedContext"):
+        OracleAgent().setup(AgentContext.from_env(env))
 
 
 def test_greedy_beats_static_and_uses_only_what_it_saw() -> None:
@@ -184,7 +188,7 @@ def test_greedy_decisions_do_not_depend_on_hidden_values() -> None:
     )
     env = penguin_gym.PenguinEnv(scenarios=[a, twin])
     agent = GreedyAgent().fit(sc, SimulatedJudge())
-    agent.attach(env)
+    agent.setup(AgentContext.from_env(env))
     first = []
     for i in range(2):
         obs, info = env.reset(options={"scenario_index": i})

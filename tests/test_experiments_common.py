@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 import time
 from dataclasses import dataclass
@@ -11,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agents.stats import mean_ci95, t975
 from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
 from experiments.judging import build_judge, judge_responders
 from experiments.results import ResultsDir, config_hash
 from experiments.scenarios import load_domains
-from experiments.stats import mean_ci95, t975
 from experiments.tracking import wandb_mode
 from penguin_gym.error import ConfigError, DataFormatError
 
@@ -144,7 +145,8 @@ def test_mean_ci95():
     m, ci = mean_ci95(x)
     assert m == 2.5
     assert ci == pytest.approx(3.182 * x.std(ddof=1) / 2, rel=1e-3)
-    assert mean_ci95([3.0]) == (3.0, 0.0)
+    m1, c1 = mean_ci95([3.0])
+    assert m1 == 3.0 and math.isnan(c1)  # one value: no interval
     with pytest.raises(ValueError):
         mean_ci95([])
 

@@ -11,6 +11,7 @@ import pytest
 
 import penguin_gym  # noqa: F401
 from agents.baselines import AnswerNowAgent, RandomKAgent
+from agents.context import AgentContext
 from agents.evaluate import evaluate
 from agents.ppo import PPOAgent, PPOConfig, TrainResult, eval_metrics, masks_from_obs, train
 from agents.registry import make_agent
@@ -85,7 +86,6 @@ def test_act_batch_matches_act_on_single_envs(trained: TrainResult) -> None:
     for _ in range(6):
         actions = agent.act_batch(obs_v, vec.action_masks())
         for i, e in enumerate(singles):
-            agent.attach(e.unwrapped)
             single = agent.act(obs_s[i], {})
             if not vec.answered[i]:  # a live episode (a finished one awaits its autoreset)
                 assert single == actions[i]
@@ -136,7 +136,7 @@ def test_flattened_training_gives_an_mlp_policy_the_agent_can_run() -> None:
 def test_agent_refuses_an_env_with_other_features(trained: TrainResult) -> None:
     other = gym.make(ENV_ID, featurizer="hashing:32")
     with pytest.raises(ConfigError, match="query features have 32 dimensions but the policy was trained on 64"):
-        trained.agent.attach(other.unwrapped)
+        trained.agent.setup(AgentContext.from_env(other))
 
 
 def test_act_batch_answers_for_finished_sub_envs(trained: TrainResult) -> None:
@@ -171,3 +171,18 @@ def test_train_argument_errors() -> None:
         train(ENV_ID, 100, checkpoint_freq=50)
     with pytest.raises(ConfigError, match="lacks 'regret_mean'"):
         eval_metrics({"net_reward_mean": 1.0, "safety_mean": 3.0, "questions_mean": 1.0})
+
+
+def test_a_checkpoint_records_its_training_split_and_is_refused_on_it(trained: TrainResult) -> None:
+    from agents.evaluate import LeakageError
+    from agents.ppo_agent import TRAINED_ON_ATTR
+
+    assert trained.model_path is not None
+    loaded = PPOAgent.load(trained.model_path)
+    assert loaded.trained_on == getattr(trained.model, TRAINED_ON_ATTR)
+    assert loaded.trained_on["split"] == "train" and loaded.trained_on["env_id"] == ENV_ID
+    checkpoint = sorted((trained.model_path.parent / "checkpoints").glob("*.zip"))[0]
+    assert PPOAgent.load(checkpoint).trained_on == loaded.trained_on  # every checkpoint carries the record
+    assert evaluate(loaded, ENV_ID, episodes=5, seed=0).meta["trained_on"]["split"] == "train"
+    with pytest.raises(LeakageError, match=r"trained on split 'train'.*\['train'\] users"):
+        evaluate(loaded, ENV_ID, episodes=5, seed=0, split="train")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from agents import evaluate
+from agents.context import AgentContext
 from agents.library import PathLibrary, PathRecord
 from agents.mcts import MCTSConfig
 from agents.oracle import oracle_values
@@ -237,7 +238,7 @@ def test_variants_on_an_env() -> None:
 def test_evidence_is_the_best_matches_around_the_paths(library: PathLibrary) -> None:
     env = gym.make("Penguin-Health-v1", n_per_domain=80).unwrapped
     agent = RaiseAgent(library=library, embedding="hashing", k=5, evidence=12, pool=20)
-    agent.attach(env)
+    agent.setup(AgentContext.from_env(env))
     obs, info = env.reset(seed=0)
     agent.reset(info)
     steps = 0
