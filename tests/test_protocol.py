@@ -216,7 +216,10 @@ def test_an_agent_trained_on_the_split_it_meets_is_refused(trained_split: Any, e
         with pytest.raises(LeakageError, match="users it trained on"):
             evaluate(agent, ENV_ID, episodes=3, split=eval_split, env_kwargs=SMALL)
     else:
-        assert evaluate(agent, ENV_ID, episodes=3, split=eval_split, env_kwargs=SMALL).meta["trained_on"]["split"] == "train"
+        assert (
+            evaluate(agent, ENV_ID, episodes=3, split=eval_split, env_kwargs=SMALL).meta["trained_on"]["split"]
+            == "train"
+        )
 
 
 def test_llm_fallbacks_are_counted_and_fail_above_the_threshold() -> None:
