@@ -21,7 +21,6 @@ ENV_ID = "Penguin-Health-v1"
 SMALL = {"n_per_domain": 120}  # 120 Health scenarios: quick to build, several autoresets per sub-env
 
 
-
 class ProtocolOnlyJudge:
     """The simulated judge without ``bind``: both envs score through the generic batched adapter, so the
     scalar and batched paths are the same code and the rewards must agree bit for bit."""
