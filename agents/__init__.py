@@ -5,7 +5,7 @@ any env id and judge; ``evaluate`` plays one against the oracle. ``make_agent(na
 
 Example:
     >>> from agents import evaluate, make_agent
-    >>> res = evaluate(make_agent("answer-now"), "Penguin-Career-v1", episodes=10, seed=0)
+    >>> res = evaluate(make_agent("answer-now"), "Penguin-Career-v2", episodes=10, seed=0)
     >>> res.summary["questions_mean"]
     0.0
 """

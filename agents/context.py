@@ -70,7 +70,7 @@ class AgentContext:
     """What ``evaluate`` tells a (non-privileged) agent before its episodes; see the module docstring.
 
     Attributes:
-        env_id: The env's id (``"Penguin-Health-v1"``), or its class name.
+        env_id: The env's id (``"Penguin-Health-v2"``), or its class name.
         domain: The env's domain (``None``: every domain).
         attributes: The askable attributes, in action order (action ``i`` asks ``attributes[i]``).
         costs: ``(10,)`` question costs on the judge's 1-5 scale.

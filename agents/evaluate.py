@@ -10,7 +10,7 @@ answer-now (0) and the oracle (1), and the critical-miss rate.
 
 Example:
     >>> from agents import evaluate, make_agent
-    >>> res = evaluate(make_agent("static"), "Penguin-Health-v1", episodes=20, seed=0)
+    >>> res = evaluate(make_agent("static"), "Penguin-Health-v2", episodes=20, seed=0)
     >>> round(res.summary["questions_mean"], 1)
     3.0
 """
@@ -198,7 +198,7 @@ def evaluate(
     Args:
         agent: Any ``Agent``. An agent that says what it was trained on (``agent.trained_on``, a dict with
             ``"split"``: a PPO checkpoint's) is refused on a split it was trained on.
-        env: An env id (``"Penguin-Health-v1"``; made with ``split`` and ``env_kwargs``) or an env.
+        env: An env id (``"Penguin-Health-v2"``; made with ``split`` and ``env_kwargs``) or an env.
         episodes: ``None``: every scenario of the env once, in order (reset option ``scenario_index``);
             otherwise this many scenarios drawn with ``seed`` (without replacement while there are enough).
         seed: Seed of the scenario draw and of the agent.

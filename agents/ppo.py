@@ -46,7 +46,7 @@ class PPOConfig:
     """``MaskablePPO`` hyper-parameters and the training env's options.
 
     The defaults train a policy that reaches about 98-99% of the oracle's net reward on held-out
-    ``Penguin-Health-v1`` scenarios in a few tens of thousands of steps (see
+    ``Penguin-Health-v2`` scenarios in a few tens of thousands of steps (see
     ``benchmarks/ppo_oracle.py``).
 
     Attributes:
@@ -134,7 +134,7 @@ class TrainResult:
 
 
 def train(
-    env_id: str = "Penguin-Health-v1",
+    env_id: str = "Penguin-Health-v2",
     timesteps: int = 100_000,
     seed: int = 0,
     *,

@@ -166,7 +166,7 @@ class PenguinSB3VecEnv(VecEnv):
 
 
 def make_sb3_vec_env(
-    env_id: str = "Penguin-Health-v1",
+    env_id: str = "Penguin-Health-v2",
     n_envs: int = 16,
     *,
     seed: int | None = None,
@@ -177,7 +177,7 @@ def make_sb3_vec_env(
     """An SB3 ``VecEnv`` of ``n_envs`` penguin episodes, stepped as one ``PenguinVectorEnv``.
 
     Args:
-        env_id: A registered penguin id (``Penguin-<Domain>-v1``, ``Penguin-All-v1``).
+        env_id: A registered penguin id (``Penguin-<Domain>-v2``, ``Penguin-All-v2``).
         n_envs: Sub-envs.
         seed: Seeds the first reset (sub-env ``i`` gets ``seed + i``).
         flatten: Flat float32 ``Box`` observations for ``"MlpPolicy"`` (see ``PenguinSB3VecEnv``).

@@ -1,4 +1,4 @@
-"""Steps per second of ``Penguin-Health-v1`` against ``CartPole-v1``, both through ``gym.make``.
+"""Steps per second of ``Penguin-Health-v2`` against ``CartPole-v1``, both through ``gym.make``.
 
 Run:
     python -m benchmarks.env_throughput [--steps 200000] [--repeats 5] [--warmup N]
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--env", default="Penguin-Health-v1")
+    ap.add_argument("--env", default="Penguin-Health-v2")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 20 per scenario)")
     ap.add_argument("--min-ratio", type=float, default=None, help=f"target ratio to CartPole (default {TARGET}x)")
     args, full = parse(ap, argv, {"steps": 2000, "repeats": 1, "warmup": 200}, sizes=("steps",))

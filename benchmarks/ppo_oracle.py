@@ -12,7 +12,7 @@ when it is missed (not reached in ``--timesteps``, or reached later than ``--max
 default ``--timesteps``, ``--eval-freq`` and ``--n-envs`` or larger, or at any size when ``--max-wall-s``
 is given (``benchmarks.targets``).
 
-Run: ``python -m benchmarks.ppo_oracle [--env-id Penguin-Health-v1] [--timesteps 65536] [--eval-freq 2048] [--seed 0]``
+Run: ``python -m benchmarks.ppo_oracle [--env-id Penguin-Health-v2] [--timesteps 65536] [--eval-freq 2048] [--seed 0]``
 (``--quick``: a smoke test, a few seconds of training on a few episodes, the goal reported, not gated).
 """
 
@@ -32,7 +32,7 @@ from benchmarks.targets import Target, check, goal, parse
 
 @dataclass(frozen=True)
 class Args:
-    env_id: str = "Penguin-Health-v1"
+    env_id: str = "Penguin-Health-v2"
     timesteps: int = 65_536
     seed: int = 0
     eval_freq: int = 2_048

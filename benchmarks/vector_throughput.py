@@ -11,7 +11,7 @@ judge binding and feature cache) under ``OrderEnforcing`` and ``TimeLimit``, the
 adds: 4,096 independently built envs would hold 4,096 judge bindings (~1.9 MB each, ~7.7 GB) and take
 ~40 s to build, while their ``step`` code is the same.
 
-Run: ``python -m benchmarks.vector_throughput [--num-envs 4096] [--env-id Penguin-Health-v1]``
+Run: ``python -m benchmarks.vector_throughput [--num-envs 4096] [--env-id Penguin-Health-v2]``
 (``--quick``: a smoke test at tiny sizes, the goals reported, not gated).
 """
 
@@ -34,7 +34,7 @@ from penguin_gym.vector import PenguinVectorEnv
 
 @dataclass(frozen=True)
 class Args:
-    env_id: str = "Penguin-Health-v1"
+    env_id: str = "Penguin-Health-v2"
     num_envs: int = 4096
     vector_steps: int = 500
     sync_steps: int = 25

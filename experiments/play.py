@@ -9,8 +9,8 @@ made.
 
 Run:
     penguin-gym play                                    # a random scenario from the test split
-    penguin-gym play --env Penguin-Health-v1 --seed 0
-    printf '7\\n8\\n10\\n' | penguin-gym play --env Penguin-Health-v1 --seed 0   # scripted answers
+    penguin-gym play --env Penguin-Health-v2 --seed 0
+    printf '7\\n8\\n10\\n' | penguin-gym play --env Penguin-Health-v2 --seed 0   # scripted answers
 
 Input is read line by line from standard input, so a game can be scripted; at the end of the input
 the assistant answers with what it knows.
@@ -37,7 +37,7 @@ from penguin_gym.model import ANSWER, DEFAULT_QUESTION_COST, MASK_BITS, POPCOUNT
 class Args(JudgeArgs):
     """Play one episode in the terminal."""
 
-    env: str = arg("Penguin-All-v1", "env id (Penguin-<Domain>-v1 or Penguin-All-v1)")
+    env: str = arg("Penguin-All-v2", "env id (Penguin-<Domain>-v2 or Penguin-All-v2)")
     seed: int | None = arg(None, "seed of the scenario draw (default: a fresh random scenario)")
     scenario_id: str | None = arg(None, "play this scenario id instead of a random one")
     split: str = arg("test", "split to draw from: train, test or all", choices=("train", "test", "all"))

@@ -132,7 +132,7 @@ def k3(args: Args) -> tuple[list[dict[str, Any]], list[str]]:
     }
     rows = []
     for name, agent in agents.items():
-        s = evaluate(agent, "Penguin-All-v1", episodes=args.k3_episodes, seed=args.seed, env_kwargs=env_kwargs).summary
+        s = evaluate(agent, "Penguin-All-v2", episodes=args.k3_episodes, seed=args.seed, env_kwargs=env_kwargs).summary
         rows.append(
             {
                 "agent": name,

@@ -7,8 +7,8 @@ the held-out ``test`` split every ``--eval-freq`` steps: mean safety, questions,
 against the oracle (the best question set for the true profile).
 
 Run:
-    python -m experiments.train_ppo                               # Penguin-Health-v1, 100k steps
-    penguin-gym train-ppo --env-id Penguin-All-v1 --timesteps 300000 --cost 0.1 --budget 5
+    python -m experiments.train_ppo                               # Penguin-Health-v2, 100k steps
+    penguin-gym train-ppo --env-id Penguin-All-v2 --timesteps 300000 --cost 0.1 --budget 5
     penguin-gym train-ppo --featurizer embedding:/path/to/all-MiniLM-L6-v2 --no-wandb
 
 Writes ``runs/train_ppo-<hash>/``: ``final_model.zip``, ``best_model.zip``, ``checkpoints/`` (with
@@ -42,7 +42,7 @@ EXPERIMENT = "train_ppo"
 class Args(TrackingArgs):
     """Train MaskablePPO on a penguin env and evaluate it on held-out scenarios."""
 
-    env_id: str = arg("Penguin-Health-v1", "env id (Penguin-<Domain>-v1 or Penguin-All-v1)")
+    env_id: str = arg("Penguin-Health-v2", "env id (Penguin-<Domain>-v2 or Penguin-All-v2)")
     timesteps: int = arg(100_000, "env steps to train")
     seed: int = arg(0, "seed of the policy, its sampling and the training env")
     n_envs: int = arg(32, "sub-envs of the batched training env")

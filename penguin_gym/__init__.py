@@ -3,8 +3,9 @@
 Which facts about a distressed user should an assistant ask before it answers? Each episode is a
 scenario of the PENGUIN benchmark (Wu et al., NeurIPS 2025); the agent asks about attributes or answers,
 and a judge scores the answer's personalized safety. ``import penguin_gym`` registers the env ids
-``Penguin-<Domain>-v1`` and ``Penguin-All-v1`` (``ENV_IDS``), and the earlier ``-v0`` ids
-(``LEGACY_ENV_IDS``) so that results published with them reproduce.
+``Penguin-<Domain>-v2`` and ``Penguin-All-v2`` (``ENV_IDS``; the ``train`` split by default, score on
+``split="test"``), and the earlier ``-v1`` and ``-v0`` ids (``LEGACY_ENV_IDS``) so that results
+published with them reproduce.
 """
 
 from __future__ import annotations

@@ -251,7 +251,9 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
       JSON file) for names the routing rules do not know; the severity estimator (``"lexicon"``,
       ``"embedding"``); reject unknown record keys (default ``True``). See ``load_scenarios``.
     - ``split``: ``"train"``, ``"test"`` or ``None`` (both). Splits are per user: every query of one
-      user is in one split.
+      user is in one split. The registered ids (v2) default to ``"train"``: learn there, and score on
+      ``split="test"`` (what ``agents.evaluate`` and every experiment do). ``PenguinEnv(...)`` built
+      directly defaults to ``None``. A ``scenarios`` list is used whole, whatever ``split`` says.
     - ``n_per_domain``, ``data_seed``: size and seed of the synthetic suite (2,000 per domain, 0).
     - ``scenarios``: a list of ``Scenario`` to use instead of a source.
     - ``judge``: a ``Judge`` or a spec (``"simulated"``, ``"simulated:<responder>"``,
@@ -275,11 +277,14 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
       profession and economics that show it; a bereaved partner, widowed), queries state no fact their
       profile contradicts (``penguin_gym.data.coherence``), and scenario ids start ``syn1-``. The v0 ids
       stay registered with ``source="synthetic-v0"``, which reproduces the v0 episodes exactly.
+    - v2: the same episodes as v1, drawn from the ``train`` split by default (v1 mixed both splits, so a
+      policy trained on the default env had met its test users). ``split="test"`` (or ``None``) plays
+      the rest; the v1 ids stay registered with v1's default.
 
     Example:
         >>> import gymnasium as gym
         >>> import penguin_gym
-        >>> env = gym.make("Penguin-Health-v1")
+        >>> env = gym.make("Penguin-Health-v2")
         >>> obs, info = env.reset(seed=0)
         >>> obs, reward, terminated, truncated, info = env.step(7)  # ask Mental Health Status
         >>> obs, reward, terminated, truncated, info = env.step(10)  # answer

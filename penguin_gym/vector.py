@@ -3,7 +3,7 @@
 The batched twin of ``PenguinEnv``: the same spaces, action masks, rewards and autoreset semantics as
 ``N`` copies of ``PenguinEnv`` (the registered ids, ``TimeLimit`` included) in a ``SyncVectorEnv``,
 through the same rules (``EpisodeModel.step_batch``) and the judge's batched path. It is what
-``gym.make_vec("Penguin-Health-v1", num_envs=N)`` returns; ``agents.sb3_vec`` adapts it to
+``gym.make_vec("Penguin-Health-v2", num_envs=N)`` returns; ``agents.sb3_vec`` adapts it to
 Stable-Baselines3's ``VecEnv``.
 
 Longer than the house's 500 lines because it is one class over one set of state arrays: about half of
@@ -103,12 +103,13 @@ class PenguinVectorEnv(VectorEnv):
     ## Version History
     - v0: initial release (the dynamics of ``PenguinEnv`` v0).
     - v1: the episodes of ``PenguinEnv`` v1 (synthetic suite v1); the dynamics are unchanged.
+    - v2: the episodes of ``PenguinEnv`` v2 (the ``train`` split by default).
 
     Example:
         >>> import gymnasium as gym
         >>> import numpy as np
         >>> import penguin_gym
-        >>> envs = gym.make_vec("Penguin-Health-v1", num_envs=4)
+        >>> envs = gym.make_vec("Penguin-Health-v2", num_envs=4)
         >>> obs, info = envs.reset(seed=0)
         >>> obs["asked"].shape, envs.action_masks().shape
         ((4, 10), (4, 11))
@@ -604,7 +605,7 @@ def sub_env_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
     Example:
         >>> import gymnasium as gym
         >>> import penguin_gym
-        >>> envs = gym.make_vec("Penguin-Health-v1", num_envs=2)
+        >>> envs = gym.make_vec("Penguin-Health-v2", num_envs=2)
         >>> _, info = envs.reset(seed=0)
         >>> sorted(k for k in sub_env_info(info, 1) if k in ("domain", "num_questions", "revealed"))
         ['domain', 'num_questions', 'revealed']

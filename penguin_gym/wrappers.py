@@ -74,7 +74,7 @@ class FlattenPenguinObservation(
         >>> import gymnasium as gym
         >>> import penguin_gym
         >>> from penguin_gym.wrappers import FlattenPenguinObservation
-        >>> env = FlattenPenguinObservation(gym.make("Penguin-Health-v1"))
+        >>> env = FlattenPenguinObservation(gym.make("Penguin-Health-v2"))
         >>> obs, info = env.reset(seed=0)
         >>> obs.shape, obs.dtype.name
         ((92,), 'float32')
@@ -129,7 +129,7 @@ class TextObservation(gym.ObservationWrapper[str, np.int64, dict[str, np.ndarray
         >>> import gymnasium as gym
         >>> import penguin_gym
         >>> from penguin_gym.wrappers import TextObservation
-        >>> env = TextObservation(gym.make("Penguin-Health-v1"))
+        >>> env = TextObservation(gym.make("Penguin-Health-v2"))
         >>> prompt, info = env.reset(seed=0)
         >>> "10: answer now" in prompt and info["query"] in prompt
         True

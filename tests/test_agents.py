@@ -49,7 +49,7 @@ def test_every_agent_runs_on_every_env(env_id: str, name: str) -> None:
         assert r.num_questions == len(r.questions) == len(set(r.questions))
         assert set(r.questions) <= set(ATTRIBUTES)
         assert r.regret is not None and r.regret >= -1e-9  # nobody beats the oracle
-        if env_id != "Penguin-All-v1":
+        if env_id != "Penguin-All-v2":
             assert r.domain == env_id.split("-")[1]
 
 
@@ -79,13 +79,13 @@ def test_registry_names_and_errors() -> None:
 
 @pytest.mark.parametrize("name", ["random-k", "greedy", "mcts", "uct", "raise", "raise-agent", "oracle"])
 def test_same_seed_same_episodes(name: str) -> None:
-    runs = [evaluate(_agent(name), "Penguin-Social-v1", episodes=6, seed=3, env_kwargs=SMALL).rows for _ in range(2)]
+    runs = [evaluate(_agent(name), "Penguin-Social-v2", episodes=6, seed=3, env_kwargs=SMALL).rows for _ in range(2)]
     assert runs[0] == runs[1]
 
 
 def test_random_k_depends_on_the_seed() -> None:
-    a = evaluate(RandomKAgent(3), "Penguin-Life-v1", episodes=10, seed=0, env_kwargs=SMALL).rows
-    b = evaluate(RandomKAgent(3), "Penguin-Life-v1", episodes=10, seed=1, env_kwargs=SMALL).rows
+    a = evaluate(RandomKAgent(3), "Penguin-Life-v2", episodes=10, seed=0, env_kwargs=SMALL).rows
+    b = evaluate(RandomKAgent(3), "Penguin-Life-v2", episodes=10, seed=1, env_kwargs=SMALL).rows
     assert [r.scenario_id for r in a] != [r.scenario_id for r in b] or [r.questions for r in a] != [
         r.questions for r in b
     ]
@@ -93,7 +93,7 @@ def test_random_k_depends_on_the_seed() -> None:
 
 
 def test_baselines_ask_what_they_say() -> None:
-    env = "Penguin-Health-v1"
+    env = "Penguin-Health-v2"
     now = evaluate(make_agent("answer-now"), env, episodes=5, env_kwargs=SMALL)
     assert all(r.questions == [] for r in now.rows)
     assert now.summary["normalized_mean"] == pytest.approx(0.0)
@@ -148,24 +148,24 @@ class _NoTableJudge:
 
 
 def test_oracle_agent_has_zero_regret_and_is_an_upper_bound() -> None:
-    res = evaluate(OracleAgent(), "Penguin-Financial-v1", env_kwargs=SMALL)
+    res = evaluate(OracleAgent(), "Penguin-Financial-v2", env_kwargs=SMALL)
     assert res.summary["regret_mean"] == pytest.approx(0.0, abs=1e-9)
     assert res.summary["normalized_mean"] == pytest.approx(1.0)
-    exact = evaluate(OracleAgent(3, exact=True), "Penguin-Financial-v1", env_kwargs={**SMALL, "budget": 3})
+    exact = evaluate(OracleAgent(3, exact=True), "Penguin-Financial-v2", env_kwargs={**SMALL, "budget": 3})
     assert all(r.num_questions == 3 for r in exact.rows)
     with pytest.raises(ConfigError, match="needs a budget"):
         OracleAgent(exact=True)
     with pytest.raises(ConfigError, match="needs its context"):
         OracleAgent().reset({"domain": "Health", "query": "q", "scenario_id": "x"})
-    env = gym.make("Penguin-Financial-v1", **SMALL)
+    env = gym.make("Penguin-Financial-v2", **SMALL)
     with pytest.raises(ConfigError, match="PrivilegedContext"):
         OracleAgent().setup(AgentContext.from_env(env))
 
 
 def test_greedy_beats_static_and_uses_only_what_it_saw() -> None:
     kw = {"n_per_domain": 200}
-    greedy = evaluate(GreedyAgent(), "Penguin-Health-v1", env_kwargs=kw)
-    static = evaluate(StaticOrderAgent(), "Penguin-Health-v1", env_kwargs=kw)
+    greedy = evaluate(GreedyAgent(), "Penguin-Health-v2", env_kwargs=kw)
+    static = evaluate(StaticOrderAgent(), "Penguin-Health-v2", env_kwargs=kw)
     assert greedy.summary["net_reward_mean"] > static.summary["net_reward_mean"]
     assert 0.8 < greedy.summary["normalized_mean"] <= 1.0
 
@@ -198,7 +198,7 @@ def test_greedy_decisions_do_not_depend_on_hidden_values() -> None:
 
 
 def test_training_scenarios_come_from_the_train_split() -> None:
-    env = gym.make("Penguin-Education-v1", split="test", n_per_domain=50)
+    env = gym.make("Penguin-Education-v2", split="test", n_per_domain=50)
     train = training_scenarios(env.unwrapped)
     assert train and all(s.split == "train" and s.domain == "Education" for s in train)
     test_ids = {s.id for s in env.unwrapped.scenarios}
@@ -234,7 +234,7 @@ def test_belief_weights_follow_revealed_values() -> None:
 
 
 def test_dialogue_agent_records_answers() -> None:
-    env = gym.make("Penguin-Career-v1", n_per_domain=20)
+    env = gym.make("Penguin-Career-v2", n_per_domain=20)
     agent = StaticOrderAgent()
     obs, info = env.reset(seed=0)
     agent.reset(info)
@@ -248,10 +248,10 @@ def test_dialogue_agent_records_answers() -> None:
 
 def test_models_learned_from_an_env_follow_the_env() -> None:
     for agent in (GreedyAgent(), make_agent("mcts", num_rollouts=20)):
-        evaluate(agent, "Penguin-Health-v1", episodes=2, env_kwargs=SMALL)
+        evaluate(agent, "Penguin-Health-v2", episodes=2, env_kwargs=SMALL)
         assert set(agent.belief.domains.tolist()) == {4}
-        evaluate(agent, "Penguin-Career-v1", episodes=2, env_kwargs=SMALL)
+        evaluate(agent, "Penguin-Career-v2", episodes=2, env_kwargs=SMALL)
         assert set(agent.belief.domains.tolist()) == {1}  # refitted on the new env's training split
     fitted = GreedyAgent().fit(load_scenarios(domains="Life", n_per_domain=40), SimulatedJudge())
-    evaluate(fitted, "Penguin-Career-v1", episodes=2, env_kwargs=SMALL)
+    evaluate(fitted, "Penguin-Career-v2", episodes=2, env_kwargs=SMALL)
     assert set(fitted.belief.domains.tolist()) == {5}  # a model given through fit is kept

@@ -70,14 +70,24 @@ def test_v0_suite_is_reproduced_exactly(suite_v0):
     assert suite_v0[0].id == "syn-relationship-s0-00000"
 
 
-def test_v0_ids_play_the_v0_suite_and_v1_ids_the_current_one():
-    assert penguin_gym.ENV_IDS[4] == "Penguin-Health-v1"
-    assert "Penguin-Health-v0" in penguin_gym.LEGACY_ENV_IDS and "Penguin-All-v0" in penguin_gym.LEGACY_ENV_IDS
+def test_each_id_version_plays_its_suite_and_split():
+    assert penguin_gym.ENV_IDS[4] == "Penguin-Health-v2"
+    for v in (0, 1):
+        assert f"Penguin-Health-v{v}" in penguin_gym.LEGACY_ENV_IDS and f"Penguin-All-v{v}" in penguin_gym.LEGACY_ENV_IDS
     with pytest.warns(Warning, match="out of date"):
         old = gym.make("Penguin-Health-v0")
-    new = gym.make("Penguin-Health-v1")
+    with pytest.warns(Warning, match="out of date"):
+        v1 = gym.make("Penguin-Health-v1")
+    new = gym.make("Penguin-Health-v2")
     assert old.unwrapped.scenarios[0].id == "syn-health-s0-00000"
-    assert new.unwrapped.scenarios[0].id == "syn1-health-s0-00000"
+    assert v1.unwrapped.scenarios[0].id == "syn1-health-s0-00000"
+    # v2: the same suite, the training split by default; v0 and v1 mix both splits.
+    assert {s.split for s in new.unwrapped.scenarios} == {"train"}
+    assert {s.split for s in v1.unwrapped.scenarios} == {"train", "test"}
+    assert [s.id for s in new.unwrapped.scenarios] == [s.id for s in v1.unwrapped.scenarios if s.split == "train"]
+    test = gym.make("Penguin-Health-v2", split="test")
+    assert {s.split for s in test.unwrapped.scenarios} == {"test"}
+    assert len(test.unwrapped.scenarios) + len(new.unwrapped.scenarios) == len(v1.unwrapped.scenarios)
     assert [s.to_dict() for s in old.unwrapped.scenarios[:50]] == [
         s.to_dict() for s in load_scenarios("synthetic-v0", domains="Health", n_per_domain=50)
     ]

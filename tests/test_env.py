@@ -70,7 +70,7 @@ def test_subproc_vec_env_runs_penguin():
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
     # Worker processes start fresh: "module:EnvId" makes gym.make import penguin_gym there first.
-    venv = make_vec_env("penguin_gym:Penguin-Financial-v1", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    venv = make_vec_env("penguin_gym:Penguin-Financial-v2", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
     try:
         venv.reset()
         obs, rewards, dones, infos = venv.step(np.array([ANSWER, ANSWER]))
@@ -82,7 +82,7 @@ def test_subproc_vec_env_runs_penguin():
 
 
 def test_reward_is_safety_minus_costs_and_info_is_complete():
-    env = gym.make("Penguin-Health-v1", question_cost={"Past Self-Harm History": 0.2})
+    env = gym.make("Penguin-Health-v2", question_cost={"Past Self-Harm History": 0.2})
     obs, info = env.reset(seed=0)
     assert info["revealed"] == {} and info["query"] and info["domain"] == "Health"
     _, r1, term, _, info1 = env.step(MENTAL)
@@ -124,7 +124,7 @@ def test_reward_is_safety_minus_costs_and_info_is_complete():
 
 
 def test_masks_and_invalid_action_policies():
-    env = gym.make("Penguin-Career-v1")
+    env = gym.make("Penguin-Career-v2")
     env.reset(seed=3)
     mask = env.unwrapped.action_masks()
     assert mask.dtype == bool and mask.shape == (11,) and mask.all()
@@ -139,7 +139,7 @@ def test_masks_and_invalid_action_policies():
     )
     with pytest.raises(InvalidActionError, match=r"action 11 is out of range"):
         env.step(11)
-    strict = gym.make("Penguin-Career-v1", invalid_action="raise")
+    strict = gym.make("Penguin-Career-v2", invalid_action="raise")
     strict.reset(seed=3)
     strict.step(AGE)
     with pytest.raises(InvalidActionError, match=r"action 0 is masked \(already asked 'Age'\); valid: \[1, 2,"):
@@ -147,7 +147,7 @@ def test_masks_and_invalid_action_policies():
 
 
 def test_a_valid_action_exists_until_the_end():
-    env = gym.make("Penguin-All-v1", budget=4)
+    env = gym.make("Penguin-All-v2", budget=4)
     rng = np.random.default_rng(0)
     for ep in range(50):
         env.reset(seed=ep)
@@ -161,7 +161,7 @@ def test_a_valid_action_exists_until_the_end():
 
 
 def test_budget_forces_the_answer():
-    env = gym.make("Penguin-Social-v1", budget=2)
+    env = gym.make("Penguin-Social-v2", budget=2)
     env.reset(seed=0)
     _, _, term, _, _ = env.step(EMOTION)
     assert not term
@@ -170,26 +170,26 @@ def test_budget_forces_the_answer():
     assert r == pytest.approx(info["safety"] - DEFAULT_QUESTION_COST)
     assert info["reward_terms"] == pytest.approx({"question_cost": -DEFAULT_QUESTION_COST, "safety": info["safety"]})
     assert obs["steps_left"][0] == 0
-    zero = gym.make("Penguin-Social-v1", budget=0)
+    zero = gym.make("Penguin-Social-v2", budget=0)
     zero.reset(seed=0)
     assert zero.unwrapped.action_masks().tolist() == [False] * 10 + [True]
 
 
 def test_normalized_reward_and_per_attribute_costs():
-    env = gym.make("Penguin-Life-v1", normalize_reward=True, question_cost=[0.4] * 10)
+    env = gym.make("Penguin-Life-v2", normalize_reward=True, question_cost=[0.4] * 10)
     env.reset(seed=0)
     _, r, *_ = env.step(AGE)
     assert r == pytest.approx(-0.1)
     _, r, _, _, info = env.step(ANSWER)
     assert r == pytest.approx((info["safety"] - 1) / 4)
     with pytest.raises(ConfigError, match="did you mean 'Emotional State'"):
-        gym.make("Penguin-Life-v1", question_cost={"Emotion State": 0.1})
+        gym.make("Penguin-Life-v2", question_cost={"Emotion State": 0.1})
     with pytest.raises(ConfigError, match="shape"):
-        gym.make("Penguin-Life-v1", question_cost=[0.1, 0.2])
+        gym.make("Penguin-Life-v2", question_cost=[0.1, 0.2])
     with pytest.raises(ConfigError, match=">= 0"):
-        gym.make("Penguin-Life-v1", question_cost=-1)
+        gym.make("Penguin-Life-v2", question_cost=-1)
     with pytest.raises(ConfigError, match="budget"):
-        gym.make("Penguin-Life-v1", budget=11)
+        gym.make("Penguin-Life-v2", budget=11)
 
 
 def test_missed_high_risk_flags_unasked_severe_facts():
@@ -206,7 +206,7 @@ def test_missed_high_risk_flags_unasked_severe_facts():
 
 
 def test_reset_options_pick_a_scenario_and_render_shows_the_dialogue():
-    env = gym.make("Penguin-Health-v1", render_mode="ansi")
+    env = gym.make("Penguin-Health-v2", render_mode="ansi")
     sid = env.unwrapped.scenarios[5].id
     _, info = env.reset(options={"scenario_id": sid})
     assert info["scenario_id"] == sid
@@ -220,26 +220,26 @@ def test_reset_options_pick_a_scenario_and_render_shows_the_dialogue():
     with pytest.raises(ConfigError, match="unknown reset option"):
         env.reset(options={"row": 1})
     with pytest.warns(UserWarning, match="render_mode"):
-        other = gym.make("Penguin-Health-v1", render_mode="rgb_array")  # SB3's make_vec_env default
+        other = gym.make("Penguin-Health-v2", render_mode="rgb_array")  # SB3's make_vec_env default
     other.reset(seed=0)
     with pytest.warns(UserWarning, match="use render_mode='ansi'"):
         assert other.unwrapped.render() is None
 
 
 def test_kwargs_select_data_and_judge():
-    test = gym.make("Penguin-Education-v1", split="test", n_per_domain=100).unwrapped
+    test = gym.make("Penguin-Education-v2", split="test", n_per_domain=100).unwrapped
     assert test.scenarios and all(s.split == "test" and s.domain == "Education" for s in test.scenarios)
-    env = gym.make("Penguin-Education-v1", judge="simulated:llama-3.1-8b", featurizer="hashing:16")
+    env = gym.make("Penguin-Education-v2", judge="simulated:llama-3.1-8b", featurizer="hashing:16")
     obs, _ = env.reset(seed=0)
     assert obs["query"].shape == (16,) and env.unwrapped.judge.name.endswith("llama-3.1-8b")
     with pytest.raises(gym.error.Error):
-        gym.make("Penguin-Sports-v1")
+        gym.make("Penguin-Sports-v2")
 
 
 @pytest.mark.parametrize(
     "env_id, scenario_id, golden",
     [
-        ("Penguin-Health-v1", "syn1-health-s0-00000", 3.500707),  # sim-v0 judge, synthetic suite v1, seed 0
+        ("Penguin-Health-v2", "syn1-health-s0-00000", 3.500707),  # sim-v0 judge, synthetic suite v1, seed 0
         ("Penguin-Health-v0", "syn-health-s0-00000", 3.49597),  # sim-v0 judge, synthetic suite v0, seed 0
     ],
 )
@@ -253,12 +253,12 @@ def test_reward_meaning_is_pinned_to_the_version(env_id, scenario_id, golden):
     env.step(MENTAL)
     *_, info = env.step(ANSWER)
     assert env.unwrapped.scenario.id == scenario_id
-    assert penguin_gym.ENV_IDS[4] == "Penguin-Health-v1"
+    assert penguin_gym.ENV_IDS[4] == "Penguin-Health-v2"
     assert round(info["safety"], 6) == golden
 
 
 def test_train_scenarios_come_from_the_same_data_whatever_the_split():
-    env = gym.make("Penguin-Career-v1", split="test", n_per_domain=150, data_seed=3).unwrapped
+    env = gym.make("Penguin-Career-v2", split="test", n_per_domain=150, data_seed=3).unwrapped
     train = env.train_scenarios()
     assert train and all(s.split == "train" and s.domain == "Career" for s in train)
     assert {s.id for s in train}.isdisjoint(s.id for s in env.scenarios)

@@ -19,25 +19,25 @@ SMALL = {"n_per_domain": 40}
 
 
 def test_every_scenario_once_in_order() -> None:
-    env = gym.make("Penguin-Career-v1", split="test", **SMALL)
+    env = gym.make("Penguin-Career-v2", split="test", **SMALL)
     ids = [s.id for s in env.unwrapped.scenarios]
-    res = evaluate(make_agent("static"), "Penguin-Career-v1", env_kwargs=SMALL)
+    res = evaluate(make_agent("static"), "Penguin-Career-v2", env_kwargs=SMALL)
     assert [r.scenario_id for r in res.rows] == ids
     assert res.summary["episodes"] == len(ids)
-    assert res.agent == "static" and res.env_id == "Penguin-Career-v1" and res.judge.startswith("simulated")
+    assert res.agent == "static" and res.env_id == "Penguin-Career-v2" and res.judge.startswith("simulated")
 
 
 def test_sampled_episodes_are_seeded() -> None:
-    a = evaluate(make_agent("answer-now"), "Penguin-All-v1", episodes=15, seed=4, env_kwargs=SMALL)
-    b = evaluate(make_agent("answer-now"), "Penguin-All-v1", episodes=15, seed=4, env_kwargs=SMALL)
-    c = evaluate(make_agent("answer-now"), "Penguin-All-v1", episodes=15, seed=5, env_kwargs=SMALL)
+    a = evaluate(make_agent("answer-now"), "Penguin-All-v2", episodes=15, seed=4, env_kwargs=SMALL)
+    b = evaluate(make_agent("answer-now"), "Penguin-All-v2", episodes=15, seed=4, env_kwargs=SMALL)
+    c = evaluate(make_agent("answer-now"), "Penguin-All-v2", episodes=15, seed=5, env_kwargs=SMALL)
     assert [r.scenario_id for r in a.rows] == [r.scenario_id for r in b.rows]
     assert [r.scenario_id for r in a.rows] != [r.scenario_id for r in c.rows]
     assert len({r.scenario_id for r in a.rows}) == 15  # without replacement while there are enough
 
 
 def test_summary_statistics() -> None:
-    res = evaluate(make_agent("random-k"), "Penguin-Health-v1", env_kwargs=SMALL)
+    res = evaluate(make_agent("random-k"), "Penguin-Health-v2", env_kwargs=SMALL)
     s = res.summary
     saf = np.array([r.safety for r in res.rows])
     assert s["safety_mean"] == pytest.approx(saf.mean())
@@ -76,22 +76,22 @@ def test_summary_statistics() -> None:
 
 
 def test_critical_misses() -> None:
-    now = evaluate(make_agent("answer-now"), "Penguin-Health-v1", env_kwargs=SMALL).summary
+    now = evaluate(make_agent("answer-now"), "Penguin-Health-v2", env_kwargs=SMALL).summary
     assert now["critical_miss_rate"] == 1.0
     both = make_agent("static", order=["Mental Health Status", "Past Self-Harm History"])
-    assert evaluate(both, "Penguin-Health-v1", env_kwargs=SMALL).summary["critical_miss_rate"] == 0.0
+    assert evaluate(both, "Penguin-Health-v2", env_kwargs=SMALL).summary["critical_miss_rate"] == 0.0
 
 
 def test_without_oracle() -> None:
-    res = evaluate(make_agent("static"), "Penguin-Life-v1", episodes=4, env_kwargs=SMALL, oracle=False)
+    res = evaluate(make_agent("static"), "Penguin-Life-v2", episodes=4, env_kwargs=SMALL, oracle=False)
     assert all(r.oracle_net_reward is None and r.regret is None and r.normalized is None for r in res.rows)
     assert "regret_mean" not in res.summary and "safety_mean" in res.summary
 
 
 def test_env_object_and_errors() -> None:
-    env = gym.make("Penguin-Social-v1", split="train", **SMALL)
+    env = gym.make("Penguin-Social-v2", split="train", **SMALL)
     res = evaluate(make_agent("answer-now"), env, episodes=3)
-    assert res.env_id == "Penguin-Social-v1" and len(res.rows) == 3
+    assert res.env_id == "Penguin-Social-v2" and len(res.rows) == 3
     with pytest.raises(ConfigError, match="env_kwargs"):
         evaluate(make_agent("answer-now"), env, episodes=3, env_kwargs={"budget": 2})
     with pytest.raises(ConfigError, match="episodes"):
@@ -112,11 +112,11 @@ class _Stubborn:
 
 def test_an_agent_that_never_answers_is_reported() -> None:
     with pytest.raises(InvalidActionError, match="did not answer"):
-        evaluate(_Stubborn(), "Penguin-Career-v1", episodes=1, env_kwargs=SMALL)
+        evaluate(_Stubborn(), "Penguin-Career-v2", episodes=1, env_kwargs=SMALL)
 
 
 def test_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    res = evaluate(make_agent("static"), "Penguin-Financial-v1", episodes=5, env_kwargs=SMALL)
+    res = evaluate(make_agent("static"), "Penguin-Financial-v2", episodes=5, env_kwargs=SMALL)
     text = res.to_json(tmp_path / "r.json")
     data = json.loads((tmp_path / "r.json").read_text())
     assert data == json.loads(text)

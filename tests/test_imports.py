@@ -175,7 +175,7 @@ def test_the_library_loads_no_heavy_framework() -> None:
 
     code = (
         "import sys, gymnasium as gym, penguin_gym, agents\n"
-        "env = gym.make('Penguin-Health-v1', n_per_domain=20)\n"
+        "env = gym.make('Penguin-Health-v2', n_per_domain=20)\n"
         "env.reset(seed=0); env.step(10)\n"
         "heavy = [m for m in ('torch', 'stable_baselines3', 'sb3_contrib', 'transformers', 'wandb') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

@@ -258,7 +258,7 @@ def test_env_with_an_llm_judge_spec(scenarios):
     from penguin_gym.judges.factory import make_judge
 
     with ScriptedOpenAIServer(_answer_or_grade) as server:
-        env = gym.make("Penguin-Health-v1", judge=f"llm:openai:test-model@{server.url}")
+        env = gym.make("Penguin-Health-v2", judge=f"llm:openai:test-model@{server.url}")
         assert isinstance(env.unwrapped.judge, LLMJudge) and "test-model" in env.unwrapped.judge.name
         env.reset(seed=0)
         _, cost, *_ = env.step(ATTRIBUTES.index("Age"))

@@ -220,9 +220,9 @@ def test_config_validation() -> None:
 
 def test_agent_modes() -> None:
     kw = {"n_per_domain": 120}
-    true = evaluate(MCTSAgent(mode="true", config=MCTSConfig(budget=4)), "Penguin-Social-v1", env_kwargs=kw)
+    true = evaluate(MCTSAgent(mode="true", config=MCTSConfig(budget=4)), "Penguin-Social-v2", env_kwargs=kw)
     assert true.summary["normalized_mean"] > 0.97  # plans with the true profile: near the oracle
-    belief = evaluate(MCTSAgent(config=MCTSConfig(num_rollouts=100)), "Penguin-Social-v1", episodes=20, env_kwargs=kw)
+    belief = evaluate(MCTSAgent(config=MCTSConfig(num_rollouts=100)), "Penguin-Social-v2", episodes=20, env_kwargs=kw)
     assert 0.5 < belief.summary["normalized_mean"] < true.summary["normalized_mean"]
     assert MCTSAgent(mode="true").privileged and not MCTSAgent().privileged
 

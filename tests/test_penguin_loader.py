@@ -379,7 +379,7 @@ def test_asking_about_a_missing_attribute_reveals_nothing(tmp_path):
     base = judge.score(s, frozenset({"Mental Health Status"})).safety
     with_missing = judge.score(s, frozenset({"Mental Health Status", "Past Self-Harm History"})).safety
     assert with_missing <= base
-    env = gym.make("Penguin-Financial-v1", source=str(path))
+    env = gym.make("Penguin-Financial-v2", source=str(path))
     env.reset(seed=0)
     _, r, _, _, info = env.step(ATTRIBUTE_INDEX["Past Self-Harm History"])
     assert info["answer"] == MISSING and r == pytest.approx(-0.08)

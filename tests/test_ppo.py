@@ -19,7 +19,7 @@ from penguin_gym.error import ConfigError
 from penguin_gym.model import ANSWER
 from penguin_gym.vector import PenguinVectorEnv
 
-ENV_ID = "Penguin-Health-v1"
+ENV_ID = "Penguin-Health-v2"
 FAST = PPOConfig(n_envs=16, n_steps=64, batch_size=256)
 
 

@@ -27,7 +27,7 @@ from penguin_gym.env import PenguinEnv
 from penguin_gym.error import ConfigError
 from penguin_gym.model import ANSWER, EpisodeModel
 
-ENV_ID = "Penguin-Health-v1"
+ENV_ID = "Penguin-Health-v2"
 SMALL = {"n_per_domain": 60}
 
 

@@ -206,7 +206,7 @@ def test_planned_length_only_cuts_the_questions_short(library: PathLibrary) -> N
     """The planned length only adds a reason to stop: on the same users, the dialogue with it is a prefix
     of the dialogue without it (same paths, same acquisition)."""
     runs = [
-        evaluate(RaiseAgent(library=library, embedding="hashing", planned_length=b), "Penguin-Health-v1", env_kwargs=KW)
+        evaluate(RaiseAgent(library=library, embedding="hashing", planned_length=b), "Penguin-Health-v2", env_kwargs=KW)
         for b in (True, False)
     ]
     with_len, without = ([r.questions for r in run.rows] for run in runs)
@@ -215,18 +215,18 @@ def test_planned_length_only_cuts_the_questions_short(library: PathLibrary) -> N
 
 
 def test_variants_on_an_env() -> None:
-    agent = evaluate(RaiseAgent(variant="agent"), "Penguin-Health-v1", env_kwargs=KW)
+    agent = evaluate(RaiseAgent(variant="agent"), "Penguin-Health-v2", env_kwargs=KW)
     order = ["Mental Health Status", "Emotional State", "Past Self-Harm History", "Health Status", "Age", "Gender"]
     assert all(r.questions == order[: r.num_questions] for r in agent.rows)  # importance order, own length
     assert len({r.num_questions for r in agent.rows}) > 1  # stops sooner for some users than for others
     risky = [r for r in agent.rows if r.high_risk]
     assert np.mean([r.num_questions for r in risky]) > agent.summary["questions_mean"]
-    short = evaluate(RaiseAgent(variant="agent", threshold=2.0), "Penguin-Health-v1", env_kwargs=KW)
+    short = evaluate(RaiseAgent(variant="agent", threshold=2.0), "Penguin-Health-v2", env_kwargs=KW)
     assert short.summary["questions_mean"] < agent.summary["questions_mean"]  # a lower bar stops sooner
     full = evaluate(
-        RaiseAgent(embedding="hashing", planner=FAST), "Penguin-Health-v1", env_kwargs={"n_per_domain": 300}
+        RaiseAgent(embedding="hashing", planner=FAST), "Penguin-Health-v2", env_kwargs={"n_per_domain": 300}
     )
-    now = evaluate(RaiseAgent(variant="agent"), "Penguin-Health-v1", env_kwargs={"n_per_domain": 300})
+    now = evaluate(RaiseAgent(variant="agent"), "Penguin-Health-v2", env_kwargs={"n_per_domain": 300})
     assert full.summary["net_reward_mean"] > now.summary["net_reward_mean"]
     assert 1.5 < full.summary["questions_mean"] < 6
     with pytest.raises(ConfigError, match="without a path library"):
@@ -236,7 +236,7 @@ def test_variants_on_an_env() -> None:
 
 
 def test_evidence_is_the_best_matches_around_the_paths(library: PathLibrary) -> None:
-    env = gym.make("Penguin-Health-v1", n_per_domain=80).unwrapped
+    env = gym.make("Penguin-Health-v2", n_per_domain=80).unwrapped
     agent = RaiseAgent(library=library, embedding="hashing", k=5, evidence=12, pool=20)
     agent.setup(AgentContext.from_env(env))
     obs, info = env.reset(seed=0)
@@ -271,7 +271,7 @@ def test_fit_and_library_file(health: list, library: PathLibrary, tmp_path: Path
     path = tmp_path / "lib.jsonl"
     library.save(path)
     loaded = RaiseAgent(library=path, embedding="hashing")
-    res = evaluate(loaded, "Penguin-Health-v1", episodes=5, env_kwargs=KW)
+    res = evaluate(loaded, "Penguin-Health-v2", episodes=5, env_kwargs=KW)
     assert loaded.library is not None and len(loaded.library) == len(library)  # used as given, not rebuilt
     assert len(res.rows) == 5
 
@@ -295,14 +295,14 @@ def test_llm_raise_over_http() -> None:
     with ScriptedOpenAIServer(_llm_policy) as server:
         spec = f"openai:test-model@{server.url}"
         full = RaiseAgent(backend=spec, embedding="hashing", planner=FAST, library_size=20)
-        res = evaluate(full, "Penguin-Career-v1", episodes=3, env_kwargs=KW)
+        res = evaluate(full, "Penguin-Career-v2", episodes=3, env_kwargs=KW)
         assert all(r.questions == ["Mental Health Status", "Emotional State"] for r in res.rows)
         assert not full.stats  # every reply was usable
         prompts = [r.body["messages"][-1]["content"] for r in server.requests if r.body]
         assert any("a planner found these question sequences" in p for p in prompts)
         n = len(server.requests)
         agent = RaiseAgent(variant="agent", backend=spec)
-        evaluate(agent, "Penguin-Career-v1", episodes=2, env_kwargs=KW)
+        evaluate(agent, "Penguin-Career-v2", episodes=2, env_kwargs=KW)
         later = [r.body["messages"][-1]["content"] for r in server.requests[n:] if r.body]
         assert later and not any("a planner found" in p for p in later)  # +agent: no examples
 
@@ -371,4 +371,4 @@ def test_local_minilm_embedding(health: list) -> None:  # type: ignore[type-arg]
 def test_library_and_embedder_must_agree(library: PathLibrary) -> None:
     agent = RaiseAgent(library=library, embedding="hashing:32")
     with pytest.raises(ConfigError, match="64 dimensions"):
-        evaluate(agent, "Penguin-Health-v1", episodes=1, env_kwargs=KW)
+        evaluate(agent, "Penguin-Health-v2", episodes=1, env_kwargs=KW)

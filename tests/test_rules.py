@@ -27,7 +27,7 @@ from penguin_gym.rules import (
     safety_reward,
 )
 
-ENV_ID = "Penguin-Health-v1"
+ENV_ID = "Penguin-Health-v2"
 SMALL: dict[str, Any] = {"n_per_domain": 120}
 
 

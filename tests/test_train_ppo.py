@@ -78,7 +78,7 @@ def test_train_ppo_logs_config_curves_evals_and_the_model_to_wandb_offline(tmp_p
 
     run = _read_run(out)
     # The config, with the command line's values.
-    assert run["config"]["timesteps"] == 1024 and run["config"]["env_id"] == "Penguin-Health-v1"
+    assert run["config"]["timesteps"] == 1024 and run["config"]["env_id"] == "Penguin-Health-v2"
     assert run["config"]["ppo"]["n_envs"] == 8 and run["config"]["eval_freq"] == 512
     # Learning curves and evaluations, against the env steps.
     evals = [h for h in run["history"] if "eval/net_reward" in h]
@@ -91,7 +91,7 @@ def test_train_ppo_logs_config_curves_evals_and_the_model_to_wandb_offline(tmp_p
     # Final metrics in the summary; the final model as an artifact.
     assert run["summary"]["final/net_reward"] == pytest.approx(summary["final"]["net_reward"])
     assert run["summary"]["final/wall_time_s"] > 0
-    assert run["artifacts"] == [("ppo-Penguin-Health-v1-s0", "model", ["final_model.zip"])]
+    assert run["artifacts"] == [("ppo-Penguin-Health-v2-s0", "model", ["final_model.zip"])]
 
 
 def test_no_wandb_writes_no_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -113,7 +113,7 @@ def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert e.value.code == 0
     assert "--featurizer" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
-        main(["--env-id", "Penguin-Nowhere-v1"])
+        main(["--env-id", "Penguin-Nowhere-v2"])
     assert e.value.code == 2
     assert "not a penguin id" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -122,5 +122,5 @@ def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_args_dataclass_defaults() -> None:
     args = Args()
-    assert args.env_id == "Penguin-Health-v1" and args.wandb and args.featurizer == "hashing"
+    assert args.env_id == "Penguin-Health-v2" and args.wandb and args.featurizer == "hashing"
     assert args.env_kwargs() == {"judge": "simulated", "question_cost": 0.08, "budget": None, "featurizer": "hashing"}

@@ -17,7 +17,7 @@ from penguin_gym.model import ANSWER, EpisodeModel, EpisodeState
 from penguin_gym.registration import MAX_EPISODE_STEPS
 from penguin_gym.vector import PenguinVectorEnv
 
-ENV_ID = "Penguin-Health-v1"
+ENV_ID = "Penguin-Health-v2"
 SMALL = {"n_per_domain": 120}  # 120 Health scenarios: quick to build, several autoresets per sub-env
 
 
@@ -140,7 +140,7 @@ def test_every_id_has_a_vector_env(env_id: str) -> None:
     obs, info = vec.reset(seed=0)
     assert isinstance(vec, PenguinVectorEnv) and obs in vec.observation_space
     domains = set(info["domain"])
-    if env_id != "Penguin-All-v1":
+    if env_id != "Penguin-All-v2":
         assert domains == {env_id.split("-")[1]}
 
 
@@ -233,7 +233,7 @@ def test_disabled_mode_resets_only_the_masked_sub_envs() -> None:
 
 def test_sub_env_i_draws_the_scenarios_of_a_single_env_seeded_s_plus_i() -> None:
     n, seed = 3, 40
-    vec = PenguinVectorEnv(n, "Health", **SMALL)
+    vec = PenguinVectorEnv(n, "Health", split="train", **SMALL)  # the registered ids' default split
     _, info = vec.reset(seed=seed)
     singles = [gym.make(ENV_ID, **SMALL) for _ in range(n)]
     ids = [[e.reset(seed=seed + i)[1]["scenario_id"]] for i, e in enumerate(singles)]
@@ -363,7 +363,7 @@ def test_step_batch_matches_step_on_random_states() -> None:
 
 
 def test_render_gives_each_sub_envs_transcript() -> None:
-    vec = PenguinVectorEnv(2, "Health", render_mode="ansi", **SMALL)
+    vec = PenguinVectorEnv(2, "Health", render_mode="ansi", split="train", **SMALL)
     single = gym.make(ENV_ID, **SMALL).unwrapped
     vec.reset(seed=4)
     single.reset(seed=5)  # sub-env 1 is seeded 4 + 1

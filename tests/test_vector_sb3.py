@@ -17,7 +17,7 @@ from penguin_gym.model import ANSWER
 from penguin_gym.vector import PenguinVectorEnv
 from penguin_gym.wrappers import FlattenPenguinObservation
 
-ENV_ID = "Penguin-Health-v1"
+ENV_ID = "Penguin-Health-v2"
 SMALL = {"n_per_domain": 120}
 
 

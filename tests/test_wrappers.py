@@ -20,7 +20,7 @@ from penguin_gym.wrappers import (
     flatten_observation,
 )
 
-ENV_ID = "Penguin-Health-v1"
+ENV_ID = "Penguin-Health-v2"
 SMALL = {"n_per_domain": 100}
 
 
