@@ -31,6 +31,11 @@ COMMANDS: dict[str, Command] = {
         "every acquisition agent on every domain: safety, questions, net reward, regret vs the oracle (95% CIs), "
         "a leaderboard table and plots (the main job; 1-1.5 min on 2 cores)",
     ),
+    "compare": Command(
+        "experiments.compare",
+        "two agents on the same users: paired differences of net reward, safety, questions and critical misses "
+        "per domain and overall, with a verdict (--from reads finished results folders)",
+    ),
     "context-gap": Command(
         "experiments.context_gap",
         "paper 4.1-4.2: context-free vs context-rich safety per domain and per responder",
@@ -80,9 +85,11 @@ EXAMPLES = """\
 examples:
   penguin-gym benchmark                         # the leaderboard on the embedded defaults
   penguin-gym benchmark --agents greedy mcts --domains Health --episodes 200
+  penguin-gym compare greedy mcts --domains Health --max-scenarios 400   # paired: is one better?
+  penguin-gym leaderboard --from runs/leaderboard-aaa runs/leaderboard-bbb  # rank finished runs together
   penguin-gym context-gap --responders gpt-4o mistral-7b
   penguin-gym attributes --max-scenarios 500 --no-wandb
-  penguin-gym play --env Penguin-Health-v1 --seed 0
+  penguin-gym play --env Penguin-Health-v2 --seed 0
   penguin-gym check-data --source synthetic-v0 --limit 5   # contradictions the v1 suite fixed
   penguin-gym context-gap --judge llm --responder openai:gpt-4o-mini --judge-model openai:gpt-4o \\
       --cache judgments.sqlite --max-scenarios 50     # the paper's LLM-as-judge method

@@ -28,7 +28,7 @@ class AgentUnit:
         key: The unit's key in the results folder.
         agent: The ``make_agent`` spec (``"mcts"``, ``"static"``, ...).
         agent_kwargs: Keyword arguments of ``make_agent``.
-        domain: The domain; the env is ``Penguin-<domain>-v1``.
+        domain: The domain; the env is ``Penguin-<domain>-v2``.
         episodes: Episodes (distinct users, drawn with ``seed``), or ``None`` for every user once.
         seed: Seed of the user draw and of the agent; the same for every agent on a domain, so all
             agents meet the same users (common random numbers).
@@ -67,13 +67,28 @@ def episodes_per_domain(args: DataArgs) -> dict[str, int | None]:
 
 
 def run_agent_units(
-    results: ResultsDir, units: Sequence[AgentUnit], *, show_progress: bool = True, oracle: bool = True
+    results: ResultsDir,
+    units: Sequence[AgentUnit],
+    *,
+    show_progress: bool = True,
+    oracle: bool = True,
+    max_fallback_rate: float | None = None,
 ) -> dict[str, float]:
     """Evaluate the units not in ``results`` yet (``agents.evaluate``), appending each unit's episode
-    rows as soon as it finishes. Returns the seconds each computed unit took (by key)."""
+    rows as soon as it finishes. Returns the seconds each computed unit took (by key).
+
+    Each unit's meta records ``seconds`` and the ``EvalResult.meta`` of its run: ``privileged``,
+    ``trained_on`` and, for LLM-driven agents, ``llm`` (calls, fallbacks, by_reason).
+
+    Raises:
+        LLMFallbackError: when an LLM-driven agent fell back on more than ``max_fallback_rate`` of its
+            LLM replies (``--max-fallback-rate``); that unit's rows and meta are appended first, so
+            nothing computed is lost, and the message names the agent, the domain and the counts.
+    """
     from dataclasses import asdict
 
     import agents
+    from agents.evaluate import LLMFallbackError
 
     todo = [u for u in units if not results.is_done(u.key)]
     seconds: dict[str, float] = {}
@@ -81,18 +96,43 @@ def run_agent_units(
         for u in todo:
             t0 = time.perf_counter()
             agent = make_any_agent(u.agent, **dict(u.agent_kwargs))
-            res = agents.evaluate(
-                agent,
-                env_id(u.domain),
-                episodes=u.episodes,
-                seed=u.seed,
-                split=u.env_kwargs.get("split"),
-                env_kwargs={k: v for k, v in u.env_kwargs.items() if k != "split"},
-                oracle=oracle,
-            )
+            failed: LLMFallbackError | None = None
+            try:
+                res = agents.evaluate(
+                    agent,
+                    env_id(u.domain),
+                    episodes=u.episodes,
+                    seed=u.seed,
+                    split=u.env_kwargs.get("split"),
+                    env_kwargs={k: v for k, v in u.env_kwargs.items() if k != "split"},
+                    oracle=oracle,
+                    max_fallback_rate=max_fallback_rate,
+                )
+            except LLMFallbackError as e:
+                if e.result is None:
+                    raise
+                failed, res = e, e.result
             seconds[u.key] = time.perf_counter() - t0
             results.append_unit(
-                u.key, [{**dict(u.labels), **asdict(r)} for r in res.rows], meta={"seconds": round(seconds[u.key], 3)}
+                u.key,
+                [{**dict(u.labels), **asdict(r)} for r in res.rows],
+                meta={"seconds": round(seconds[u.key], 3), **_json_safe(res.meta)},
             )
             advance(1)
+            if failed is not None:
+                usage = res.meta.get("llm") or {}
+                reasons = ", ".join(f"{k}: {v}" for k, v in sorted((usage.get("by_reason") or {}).items()))
+                raise LLMFallbackError(
+                    f"agent {u.labels.get('agent', u.agent)!r} on {u.domain}: {usage.get('fallbacks')} of "
+                    f"{usage.get('calls')} LLM replies fell back to the offline modules ({reasons or 'no reason recorded'}), "
+                    f"above --max-fallback-rate {max_fallback_rate:g}; its rows are kept in {results.rows_path}: "
+                    "fix the LLM backend or raise --max-fallback-rate"
+                ) from failed
     return seconds
+
+
+def _json_safe(obj: Any) -> Any:
+    """``obj`` with anything JSON cannot hold (paths, sets, objects) as text: unit meta is JSON."""
+    import json
+
+    return json.loads(json.dumps(obj, default=str))

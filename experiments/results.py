@@ -235,81 +235,18 @@ class ResultsDir:
         """Read ``rows.jsonl``: the rows of every closed unit, checked line by line."""
         if not self.rows_path.exists():
             return
-        where = self.rows_path
-        try:
-            original = raw = where.read_bytes()
-        except OSError as e:
-            raise DataFormatError(f"{where}: cannot be read ({e.strerror}); {_FRESH_FIX}") from e
-        if raw and not raw.endswith(b"\n"):
-            # A kill in the middle of a write: drop the half-written line.
-            raw = raw[: raw.rfind(b"\n") + 1]
-        pending: list[tuple[int, dict[str, Any]]] = []
-        keep = bytearray()
-        pending_bytes = bytearray()
-        for lineno, line in enumerate(raw.splitlines(keepends=True), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError as e:
-                raise DataFormatError(
-                    f"{where}:{lineno}: not UTF-8 text (byte {e.start} of the line: {e.reason}); {_FRESH_FIX}"
-                ) from e
-            except json.JSONDecodeError as e:
-                raise DataFormatError(f"{where}:{lineno}:{e.colno}: not valid JSON ({e.msg}); {_FRESH_FIX}") from e
-            if not isinstance(obj, dict):
-                raise DataFormatError(
-                    f"{where}:{lineno}: a JSON {_JSON_KINDS.get(type(obj), type(obj).__name__)}, expected an "
-                    f"object (a row or a unit marker); {_FRESH_FIX}"
-                )
-            if _UNIT_DONE in obj:
-                unit, n, meta = obj[_UNIT_DONE], obj.get("rows"), obj.get("meta")
-                if not isinstance(unit, str):
-                    raise DataFormatError(
-                        f"{where}:{lineno}: field {_UNIT_DONE!r} is {_short(unit)}, expected the unit's name "
-                        f"(a string); {_FRESH_FIX}"
-                    )
-                if not isinstance(n, int) or isinstance(n, bool):
-                    seen = "missing" if "rows" not in obj else f"{_short(n)} ({type(n).__name__})"
-                    raise DataFormatError(
-                        f"{where}:{lineno}: unit {unit!r}: field 'rows' is {seen}, expected the unit's row count "
-                        f"(an integer); {_FRESH_FIX}"
-                    )
-                if meta is not None and not isinstance(meta, dict):
-                    raise DataFormatError(
-                        f"{where}:{lineno}: unit {unit!r}: field 'meta' is {_short(meta)}, expected an object; "
-                        f"{_FRESH_FIX}"
-                    )
-                if len(pending) != n:
-                    raise DataFormatError(
-                        f"{where}:{lineno}: unit {unit!r} closes {n} rows but {len(pending)} precede it; {_FRESH_FIX}"
-                    )
-                for row_line, row in pending:
-                    self._check_row(row_line, row)
-                self._units.setdefault(unit, [row for _, row in pending])
-                self._meta.setdefault(unit, dict(meta or {}))
-                keep += pending_bytes + line
-                pending, pending_bytes = [], bytearray()
-            else:
-                pending.append((lineno, obj))
-                pending_bytes += line
-        if bytes(keep) != original:
+        units, meta, original, keep = parse_rows(self.rows_path, self.row_fields, self.experiment)
+        for unit, rows in units.items():
+            self._units.setdefault(unit, rows)
+            self._meta.setdefault(unit, meta[unit])
+        if keep != original:
             # Rows of a unit that was never closed: rewrite the file without them, atomically.
             tmp = self.rows_path.with_suffix(".jsonl.tmp")
             with open(tmp, "wb") as fh:
-                fh.write(bytes(keep))
+                fh.write(keep)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.rows_path)
-
-    def _check_row(self, lineno: int, row: Mapping[str, Any]) -> None:
-        missing = [f for f in self.row_fields if f not in row]
-        if missing:
-            what = f"field {missing[0]!r}" if len(missing) == 1 else f"fields {missing}"
-            raise DataFormatError(
-                f"{self.rows_path}:{lineno}: row lacks {what}, which {self.experiment} needs (the row has "
-                f"{_short(sorted(row), 120)}); {_FRESH_FIX}"
-            )
 
     def is_done(self, unit: str) -> bool:
         """Whether ``unit``'s rows are in the folder (a resumed run skips it)."""
@@ -425,6 +362,119 @@ def _json_default(o: Any) -> Any:
     if dataclasses.is_dataclass(o) and not isinstance(o, type):
         return dataclasses.asdict(o)
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def parse_rows(
+    where: Path, row_fields: Sequence[str] = (), experiment: str = "this experiment"
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]], bytes, bytes]:
+    """Parse a results folder's ``rows.jsonl``, strictly (the ``ResultsDir`` rules), without writing.
+
+    Returns ``(rows by unit, meta by unit, the file's bytes, the bytes to keep)``: what a kill leaves
+    (a half-written last line, rows of a unit without its marker) is left out of the last two.
+    """
+    units: dict[str, list[dict[str, Any]]] = {}
+    metas: dict[str, dict[str, Any]] = {}
+
+    def check_row(lineno: int, row: Mapping[str, Any]) -> None:
+        missing = [f for f in row_fields if f not in row]
+        if missing:
+            what = f"field {missing[0]!r}" if len(missing) == 1 else f"fields {missing}"
+            raise DataFormatError(
+                f"{where}:{lineno}: row lacks {what}, which {experiment} needs (the row has "
+                f"{_short(sorted(row), 120)}); {_FRESH_FIX}"
+            )
+
+    try:
+        original = raw = where.read_bytes()
+    except OSError as e:
+        raise DataFormatError(f"{where}: cannot be read ({e.strerror}); {_FRESH_FIX}") from e
+    if raw and not raw.endswith(b"\n"):
+        # A kill in the middle of a write: drop the half-written line.
+        raw = raw[: raw.rfind(b"\n") + 1]
+    pending: list[tuple[int, dict[str, Any]]] = []
+    keep = bytearray()
+    pending_bytes = bytearray()
+    for lineno, line in enumerate(raw.splitlines(keepends=True), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise DataFormatError(
+                f"{where}:{lineno}: not UTF-8 text (byte {e.start} of the line: {e.reason}); {_FRESH_FIX}"
+            ) from e
+        except json.JSONDecodeError as e:
+            raise DataFormatError(f"{where}:{lineno}:{e.colno}: not valid JSON ({e.msg}); {_FRESH_FIX}") from e
+        if not isinstance(obj, dict):
+            raise DataFormatError(
+                f"{where}:{lineno}: a JSON {_JSON_KINDS.get(type(obj), type(obj).__name__)}, expected an "
+                f"object (a row or a unit marker); {_FRESH_FIX}"
+            )
+        if _UNIT_DONE in obj:
+            unit, n, meta = obj[_UNIT_DONE], obj.get("rows"), obj.get("meta")
+            if not isinstance(unit, str):
+                raise DataFormatError(
+                    f"{where}:{lineno}: field {_UNIT_DONE!r} is {_short(unit)}, expected the unit's name "
+                    f"(a string); {_FRESH_FIX}"
+                )
+            if not isinstance(n, int) or isinstance(n, bool):
+                seen = "missing" if "rows" not in obj else f"{_short(n)} ({type(n).__name__})"
+                raise DataFormatError(
+                    f"{where}:{lineno}: unit {unit!r}: field 'rows' is {seen}, expected the unit's row count "
+                    f"(an integer); {_FRESH_FIX}"
+                )
+            if meta is not None and not isinstance(meta, dict):
+                raise DataFormatError(
+                    f"{where}:{lineno}: unit {unit!r}: field 'meta' is {_short(meta)}, expected an object; {_FRESH_FIX}"
+                )
+            if len(pending) != n:
+                raise DataFormatError(
+                    f"{where}:{lineno}: unit {unit!r} closes {n} rows but {len(pending)} precede it; {_FRESH_FIX}"
+                )
+            for row_line, row in pending:
+                check_row(row_line, row)
+            units.setdefault(unit, [row for _, row in pending])
+            metas.setdefault(unit, dict(meta or {}))
+            keep += pending_bytes + line
+            pending, pending_bytes = [], bytearray()
+        else:
+            pending.append((lineno, obj))
+            pending_bytes += line
+    return units, metas, original, bytes(keep)
+
+
+def read_results(folder: str | Path, row_fields: Sequence[str] = ()) -> tuple[dict[str, Any], ResultsRows]:
+    """A results folder's ``config.json`` and rows, read only: no lock is taken and nothing is written
+    (``leaderboard --from`` and ``compare --from`` read folders another run may own).
+
+    Raises:
+        ConfigError: when ``folder`` is not a folder.
+        DataFormatError: when ``config.json`` or ``rows.jsonl`` is missing or damaged (file and line named).
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(f"{path}: no such results folder")
+    cfg_path = path / "config.json"
+    if not cfg_path.exists():
+        raise DataFormatError(f"{path}: no config.json, so this is not a results folder")
+    config = ResultsDir._read_config(cfg_path)
+    rows_path = path / "rows.jsonl"
+    if not rows_path.exists():
+        return config, ResultsRows({}, {})
+    units, meta, _, _ = parse_rows(rows_path, row_fields, str(config.get("experiment", "the experiment")))
+    return config, ResultsRows(units, meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultsRows:
+    """The closed units of a results folder read by ``read_results``: rows and meta by unit."""
+
+    units: dict[str, list[dict[str, Any]]]
+    meta: dict[str, dict[str, Any]]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every unit's rows, in the order written."""
+        return [r for rows in self.units.values() for r in rows]
 
 
 class Stopwatch:

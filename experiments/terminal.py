@@ -18,20 +18,26 @@ if TYPE_CHECKING:
 _NUMERIC = re.compile(r"^[+\-]?\d")
 
 
-def console(stderr: bool = False) -> Any:
-    """A Rich console; 120 columns wide when the output is not a terminal (logs, pipes, READMEs) and
-    ``COLUMNS`` does not say otherwise."""
+def console(stderr: bool = False, *, width: int = 120) -> Any:
+    """A Rich console; ``width`` (120) columns wide when the output is not a terminal (logs, pipes,
+    READMEs) and ``COLUMNS`` does not say otherwise."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
-    return Console(stderr=stderr, highlight=False, width=None if tty or os.environ.get("COLUMNS") else 120)
+    return Console(stderr=stderr, highlight=False, width=None if tty or os.environ.get("COLUMNS") else width)
 
 
 def print_table(
-    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    caption: str | None = None,
+    width: int = 120,
 ) -> None:
-    """Print a Rich table (numbers right-aligned)."""
+    """Print a Rich table (numbers right-aligned), ``width`` columns wide when the output is not a
+    terminal (``console``)."""
     from rich.table import Table
 
     rows = [list(r) for r in rows]
@@ -42,7 +48,7 @@ def print_table(
         t.add_column(c, justify="right" if numeric else "left")
     for r in rows:
         t.add_row(*[_fmt(x) for x in r])
-    console().print(t)
+    console(width=width).print(t)
 
 
 def _fmt(x: Any) -> str:

@@ -75,7 +75,7 @@ def test_usage_and_config_errors_exit_2(capsys):
 def test_envs_command(capsys):
     assert cli.main(["envs"]) == 0
     out = capsys.readouterr().out
-    assert "Penguin-Health-v1" in out and "Penguin-All-v1" in out
+    assert "Penguin-Health-v2" in out and "Penguin-All-v2" in out
 
 
 def test_context_gap_through_the_cli(tmp_path, capsys):
@@ -101,7 +101,7 @@ def test_context_gap_through_the_cli(tmp_path, capsys):
 
 # -- play ----------------------------------------------------------------------------------------------
 def _expected(actions):
-    env = gym.make("Penguin-Health-v1", split="test")
+    env = gym.make("Penguin-Health-v2", split="test")
     env.reset(seed=0)
     total = 0.0
     for a in actions:
@@ -113,7 +113,7 @@ def _expected(actions):
 
 
 def test_play_in_process_matches_the_env():
-    args = play.Args(env="Penguin-Health-v1", seed=0)
+    args = play.Args(env="Penguin-Health-v2", seed=0)
     res = play.play(args, stdin=io.StringIO("7\nself\nnonsense\n7\n10\n"))
     info, total = _expected([7, 8, 10])  # 'self' = Past Self-Harm History; the bad and repeated moves are refused
     assert res["questions"] == ["Mental Health Status", "Past Self-Harm History"]
@@ -123,7 +123,7 @@ def test_play_in_process_matches_the_env():
 
 
 def test_play_end_of_input_answers():
-    res = play.play(play.Args(env="Penguin-Health-v1", seed=0), stdin=io.StringIO("9\n"))
+    res = play.play(play.Args(env="Penguin-Health-v2", seed=0), stdin=io.StringIO("9\n"))
     assert res["questions"] == ["Emotional State"]
 
 
@@ -140,7 +140,7 @@ def test_parse_move():
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="the console script is not installed in this environment")
 def test_play_console_script_with_piped_answers():
-    res = _run("play", "--env", "Penguin-Health-v1", "--seed", "0", stdin="7\n8\n10\n")
+    res = _run("play", "--env", "Penguin-Health-v2", "--seed", "0", stdin="7\n8\n10\n")
     assert res.returncode == 0, res.stderr
     info, total = _expected([7, 8, 10])
     assert "Could you tell me about your mental health status?" in res.stdout

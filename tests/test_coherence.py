@@ -73,7 +73,9 @@ def test_v0_suite_is_reproduced_exactly(suite_v0):
 def test_each_id_version_plays_its_suite_and_split():
     assert penguin_gym.ENV_IDS[4] == "Penguin-Health-v2"
     for v in (0, 1):
-        assert f"Penguin-Health-v{v}" in penguin_gym.LEGACY_ENV_IDS and f"Penguin-All-v{v}" in penguin_gym.LEGACY_ENV_IDS
+        assert (
+            f"Penguin-Health-v{v}" in penguin_gym.LEGACY_ENV_IDS and f"Penguin-All-v{v}" in penguin_gym.LEGACY_ENV_IDS
+        )
     with pytest.warns(Warning, match="out of date"):
         old = gym.make("Penguin-Health-v0")
     with pytest.warns(Warning, match="out of date"):
