@@ -197,6 +197,17 @@ class TrainingJudge:
         return bind(self._judge, scenarios)
 
 
+def privileged_context(context: AgentContext, who: str) -> PrivilegedContext:
+    """``context`` as the ``PrivilegedContext`` an agent that reads true profiles needs; ``ConfigError``
+    naming ``who`` for any other."""
+    if not isinstance(context, PrivilegedContext):
+        raise ConfigError(
+            f"{who} reads the true profile: it needs a PrivilegedContext (evaluate gives one to agents that "
+            "declare privileged = True)"
+        )
+    return context
+
+
 def _train_only(scenarios: Sequence[Scenario]) -> list[Scenario]:
     bad = [s.id for s in scenarios if s.split != "train"]
     if bad:  # training_scenarios never returns one; a guard, since the protocol rests on it
@@ -216,4 +227,5 @@ __all__ = [
     "TrainingJudge",
     "deployable_info",
     "is_privileged",
+    "privileged_context",
 ]

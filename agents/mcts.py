@@ -22,7 +22,7 @@ import numpy as np
 from agents import llm
 from agents.base import DialogueAgent
 from agents.belief import BeliefConfig, ProfileBelief, fit_belief_cached
-from agents.context import AgentContext, PrivilegedContext
+from agents.context import AgentContext, privileged_context
 from agents.mcts_search import MCTSConfig, SearchResult, search
 from agents.priors import LearnedPrior, LLMPrior, Prior, UniformPrior
 from agents.scoring import JudgeValues, TableValues, ValueSource, net_tables
@@ -149,6 +149,7 @@ class MCTSAgent(DialogueAgent):
         self._row_of_id: dict[str, int] = {}
         self._plans: dict[int, tuple[int, ...]] = {}
         self._plan: tuple[int, ...] = ()
+        self._upcoming: tuple[str, ...] = ()
 
     # -- training ---------------------------------------------------------------------------------
     def fit(
@@ -188,16 +189,12 @@ class MCTSAgent(DialogueAgent):
     def setup(self, context: AgentContext) -> None:
         super().setup(context)
         self._plans = {}
-        self._upcoming: tuple[str, ...] = ()
+        self._upcoming = ()
         if self.mode == "true":
-            if not isinstance(context, PrivilegedContext):
-                raise ConfigError(
-                    "MCTSAgent(mode='true') plans on the true profile: it needs a PrivilegedContext (evaluate gives "
-                    "one to agents that declare privileged = True, as this one does)"
-                )
-            self._model = context.env.model
+            privileged = privileged_context(context, "MCTSAgent(mode='true')")
+            self._model = privileged.env.model
             self._row_of_id = {s.id: i for i, s in enumerate(self._model.scenarios)}
-            self._upcoming = context.scenario_ids
+            self._upcoming = privileged.scenario_ids
         needs_training = (
             self.prior_spec == "learned" or isinstance(self.prior_spec, str) and self.prior_spec.startswith("llm:")
         )

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import DialogueAgent
-from agents.context import AgentContext, PrivilegedContext
+from agents.context import AgentContext, privileged_context
 from agents.scoring import net_tables
 from penguin_gym.error import ConfigError
 from penguin_gym.model import ANSWER, POPCOUNT, EpisodeModel
@@ -85,12 +85,7 @@ class OracleAgent(DialogueAgent):
 
     def setup(self, context: AgentContext) -> None:
         super().setup(context)
-        if not isinstance(context, PrivilegedContext):
-            raise ConfigError(
-                "OracleAgent reads the true profile: it needs a PrivilegedContext (evaluate gives one to agents "
-                "that declare privileged = True, as the oracle does)"
-            )
-        self._model = context.env.model
+        self._model = privileged_context(context, "OracleAgent").env.model
         self._row_of_id = {s.id: i for i, s in enumerate(self._model.scenarios)}
         self._cache = {}
 

@@ -55,11 +55,8 @@ def reachable(*roots: Any, limit: int = 200_000) -> list[Any]:
             if obj.dtype == object:
                 stack.extend(obj.reshape(-1).tolist())
             continue
-        if hasattr(obj, "__dict__") and not callable(obj) or hasattr(obj, "__dict__") and not isinstance(obj, type):
-            try:
-                stack.extend(vars(obj).values())
-            except TypeError:
-                pass
+        if hasattr(obj, "__dict__"):  # classes were skipped above
+            stack.extend(vars(obj).values())
         for name in getattr(type(obj), "__slots__", ()):
             if hasattr(obj, name):
                 stack.append(getattr(obj, name))
