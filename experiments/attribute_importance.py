@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -172,6 +173,15 @@ def run(args: Args) -> dict[str, Any]:
     return summary
 
 
+def _neg_gain(gains: np.ndarray, attribute: str) -> float:
+    """Sort key: an attribute's mean gain over ``gains`` (rows x attributes), largest first."""
+    return -float(gains[:, ATTRIBUTES.index(attribute)].mean())
+
+
+def _domain_gain(summary: dict[str, Any], attribute: str, domain: str) -> float:
+    return float(summary["domains"][domain]["attributes"][attribute]["gain"])
+
+
 def summarize(rows: Sequence[dict[str, Any]], domains: Sequence[str]) -> dict[str, Any]:
     """Overall and per-domain safety and gain of each single attribute, per-dimension gains, group
     means, the ranking and the checks against the paper's ordering."""
@@ -210,7 +220,7 @@ def summarize(rows: Sequence[dict[str, Any]], domains: Sequence[str]) -> dict[st
                 "n": int((dom == d).sum()),
                 "baseline": float(base[dom == d].mean()),
                 "attributes": per_attr(dom == d),
-                "ranking": sorted(ATTRIBUTES, key=lambda a, d=d: -float(gains[dom == d, ATTRIBUTES.index(a)].mean())),
+                "ranking": sorted(ATTRIBUTES, key=partial(_neg_gain, gains[dom == d])),
             }
             for d in domains
         },
@@ -269,7 +279,7 @@ def _write_outputs(
                 f"{PAPER['single'][a]:.2f}"
                 if a in PAPER["single"]
                 else ("3.33-3.53" if a in ATTRIBUTE_GROUPS["demographic"] else ""),
-                max(domains, key=lambda d, a=a: summary["domains"][d]["attributes"][a]["gain"]),
+                max(domains, key=partial(_domain_gain, summary, a)),
             ]
             for i, a in enumerate(summary["ranking"])
         ],

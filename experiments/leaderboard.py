@@ -392,8 +392,9 @@ def print_leaderboard(summary: Mapping[str, Any]) -> None:
         caption="mean ± 95% CI over episodes (Student t); net reward = safety - question costs (the env's return);"
         " regret = oracle's net reward - agent's; normalized: answer-now = 0, oracle = 1; critical miss: high-risk"
         " users answered without asking the revealing attribute, rate [95% Wilson interval]; vs best: paired"
-        f" difference of net reward to {ref} on the users both met ± 95% CI; ranks are tied (=) when the paired 95%"
-        " interval includes 0; bound: a privileged agent (sees the true profile), not ranked",
+        f" difference of net reward to {ref} on the users both met ± 95% CI; rank = 1 + the number of agents"
+        " significantly better (paired 95% interval above 0), = marks a shared rank; bound: a privileged agent"
+        " (sees the true profile), not ranked",
         width=max(150, 130 + max(map(len, ranking), default=0)),
     )
     if len(domains) > 1:
@@ -420,8 +421,8 @@ def print_leaderboard(summary: Mapping[str, Any]) -> None:
                 ]
                 for a in summary["penalized_ranking"]
             ],
-            caption=f"penalized net reward = net reward - {penalty:g} x critical miss, mean ± 95% CI; ranks are tied"
-            " (=) when the paired 95% interval includes 0",
+            caption=f"penalized net reward = net reward - {penalty:g} x critical miss, mean ± 95% CI; rank = 1 +"
+            " the number of agents significantly better (paired), = marks a shared rank",
         )
 
 

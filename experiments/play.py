@@ -119,7 +119,7 @@ def play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
     judge = build_judge(args)
     env = gym.make(
         args.env,
-        **({} if args.source is None else {"source": args.source}),
+        **({} if args.source is None else {"source": args.source}),  # type: ignore[arg-type]
         split=None if args.split == "all" else args.split,
         judge=judge,
         question_cost=args.question_cost,

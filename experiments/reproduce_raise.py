@@ -143,7 +143,7 @@ def k3(args: Args) -> tuple[list[dict[str, Any]], list[str]]:
                 "episodes": int(s["episodes"]),
             }
         )
-    v = {r["agent"]: r["safety"] for r in rows}
+    v = {str(r["agent"]): float(r["safety"]) for r in rows}  # type: ignore[arg-type]
     failed = []
     if not v["oracle (best 3-subset)"] >= v["MCTS (true profile)"] > v["static top-3"] > v["random 3"]:
         failed.append("k = 3 ordering oracle >= MCTS (true profile) > static > random")

@@ -74,7 +74,8 @@ def test_the_oracle_is_a_bound_not_ranked(board, capsys):
     assert leaderboard.main(["--from", str(board)]) == 0
     printed = capsys.readouterr().out
     assert "│ bound │ oracle" in printed and "Safety-penalized ranking (penalty 1 per critical miss)" in printed
-    assert "ranks are tied (=) when the paired 95% interval includes 0" in printed.replace("\n", " ").replace("  ", " ")
+    words = " ".join(printed.split())
+    assert "rank = 1 + the number of agents significantly better (paired 95% interval above 0)" in words
 
 
 def test_schema_fields(board):
