@@ -73,6 +73,8 @@ class Dialogue:
         revealed: Attribute name -> the user's answer text, in asking order.
         severity: ``(10,)`` severity of each revealed value (``obs["revealed"]``; 0 when unasked).
         budget_left: Questions left before the answer is forced.
+        declined: Bitmask of the questions the user declined (the guarded track; 0 elsewhere).
+        hedged: Bitmask of the questions answered vaguely (their severity is noisy).
     """
 
     scenario_id: str = ""
@@ -83,6 +85,8 @@ class Dialogue:
     revealed: dict[str, str] = field(default_factory=dict)
     severity: np.ndarray = field(default_factory=lambda: np.zeros(NUM_ATTRIBUTES))
     budget_left: int = NUM_ATTRIBUTES
+    declined: int = 0
+    hedged: int = 0
 
     @property
     def asked_mask(self) -> int:
@@ -90,6 +94,11 @@ class Dialogue:
         for a in self.order:
             m |= 1 << a
         return m
+
+    @property
+    def told_mask(self) -> int:
+        """The questions that told something (answered, fully or vaguely): what a belief conditions on."""
+        return self.asked_mask & ~self.declined
 
     @property
     def domain_index(self) -> int:
@@ -145,6 +154,9 @@ class DialogueAgent:
                 new = [x for x in new if x != a]
             d.order.extend(new)  # attributes revealed without our record (an agent driven from mid-episode)
         d.severity = np.asarray(obs["revealed"], dtype=np.float64).copy()
+        if "declined" in obs:  # the guarded track
+            d.declined = int(np.asarray(obs["declined"]) @ (1 << np.arange(NUM_ATTRIBUTES)))
+            d.hedged = int(np.asarray(obs["hedged"]) @ (1 << np.arange(NUM_ATTRIBUTES)))
         d.budget_left = int(round(float(np.asarray(obs["steps_left"]).reshape(-1)[0]) * NUM_ATTRIBUTES))
         action = int(self.choose(obs))
         self._last_action = action

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from agents import guarded
 from agents.base import PAPER_TOP3, DialogueAgent, attribute_index
 from agents.belief import BeliefConfig, ProfileBelief, fit_belief_cached
 from agents.context import AgentContext
@@ -166,6 +167,12 @@ class GreedyAgent(DialogueAgent):
         cands = [a for a in range(NUM_ATTRIBUTES) if not asked >> a & 1]
         if not cands:
             return ANSWER
+        user = None if self.agent_context is None else self.agent_context.user
+        if user is not None:  # the guarded track: replies may decline, hedge or leave (agents.guarded)
+            idx, w = guarded.weights(self.belief, d, user)
+            now, asks = guarded.question_values(self.belief, d, user, self.costs, cands, idx, w)
+            best = int(np.argmax(asks))
+            return cands[best] if asks[best] > now else ANSWER
         idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, asked)
         vals = self.belief.expected(idx, w, [asked] + [asked | 1 << a for a in cands])
         best = int(np.argmax(vals[1:]))

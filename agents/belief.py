@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,7 +202,16 @@ class ProfileBelief:
         return len(self.ids)
 
     def weights(
-        self, domain: int, scenario_type: str, query: str, severity: np.ndarray, asked_mask: int
+        self,
+        domain: int,
+        scenario_type: str,
+        query: str,
+        severity: np.ndarray,
+        asked_mask: int,
+        *,
+        hedged: int = 0,
+        hedge_sd: float = 0.0,
+        evidence: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Particles of ``domain`` and their normalized weights given what was observed.
 
@@ -212,6 +221,10 @@ class ProfileBelief:
             query: The user's message (its risk-cue level is matched).
             severity: ``(10,)`` severity of the revealed values (only the bits of ``asked_mask`` are read).
             asked_mask: The attributes revealed.
+            hedged: The guarded track: revealed attributes answered vaguely, whose severity was seen with
+                noise of sd ``hedge_sd`` (their kernel widens to ``sqrt(sigma^2 + hedge_sd^2)``).
+            evidence: The guarded track: more log-likelihood per particle, ``evidence(idx) -> (len(idx),)``
+                (what the user's declines say).
 
         Returns:
             ``(idx, w)``: particle indices and weights summing to 1.
@@ -226,7 +239,13 @@ class ProfileBelief:
         revealed = _BITS[(asked_mask >> _BITS) & 1 == 1]
         if len(revealed):
             diff = self.severity[np.ix_(idx, revealed)] - np.asarray(severity, dtype=np.float64)[revealed]
-            logw = logw - (diff**2).sum(axis=1) / (2 * c.sigma**2)
+            if hedged & asked_mask:
+                var = c.sigma**2 + hedge_sd**2 * ((hedged >> revealed) & 1)
+                logw = logw - (diff**2 / (2 * var)).sum(axis=1)
+            else:
+                logw = logw - (diff**2).sum(axis=1) / (2 * c.sigma**2)
+        if evidence is not None:
+            logw = logw + evidence(idx)
         w = np.exp(logw - logw.max())
         return idx, w / w.sum()
 

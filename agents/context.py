@@ -56,6 +56,11 @@ DEPLOYABLE_INFO_KEYS: frozenset[str] = frozenset(
         "emotional_empathy",
         "personalization",
         "safety",
+        # the guarded track (penguin_gym.users): what the user did with each question
+        "reply",
+        "declined",
+        "hedged",
+        "user_left",
     }
 )
 
@@ -84,6 +89,9 @@ class AgentContext:
             included.
         eval_split: The split the agent is evaluated on (``"test"``, ``"train"`` or ``None``: both).
         observation_space: The env's observation space (a learned policy checks its input against it).
+        user: The user model of the guarded track (``penguin_gym.users.GuardedParams``: published with
+            the track, like the costs), or ``None`` on the faithful track, where every question is
+            answered truly.
     """
 
     env_id: str
@@ -98,6 +106,7 @@ class AgentContext:
     train_scenarios: tuple[Scenario, ...]
     eval_split: str | None = "test"
     observation_space: Any = None
+    user: Any = None
 
     privileged = False
 
@@ -132,6 +141,7 @@ class AgentContext:
             train_scenarios=tuple(_train_only(training_scenarios(base))),
             eval_split=eval_split,
             observation_space=getattr(base, "observation_space", None),
+            user=getattr(model, "params", None),
         )
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agents import llm
+from agents import guarded, llm
 from agents.base import DialogueAgent
 from agents.belief import BeliefConfig, ProfileBelief, fit_belief_cached
 from agents.context import AgentContext, privileged_context
@@ -255,9 +255,15 @@ class MCTSAgent(DialogueAgent):
         limit = min(self.config.budget, POPCOUNT[d.asked_mask] + d.budget_left)
         if POPCOUNT[d.asked_mask] >= limit:
             return ANSWER
-        idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, d.asked_mask)
+        user = None if self.agent_context is None else self.agent_context.user
+        if user is not None:  # the guarded track: the belief learns from declines (agents.guarded)
+            idx, w = guarded.weights(self.belief, d, user)
+            values: Any = guarded.WithoutDeclined(BeliefValues(self.belief, [(idx, w)]), d.declined)
+        else:
+            idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, d.asked_mask)
+            values = BeliefValues(self.belief, [(idx, w)])
         res = search(
-            BeliefValues(self.belief, [(idx, w)]),
+            values,
             self.prior.bind([d.query], [d.domain_index]),
             roots=np.array([d.asked_mask]),
             limits=np.array([limit]),

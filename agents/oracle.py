@@ -1,5 +1,9 @@
 """The oracle: the best set of questions for the user's *true* profile, the exact upper bound.
 
+On the guarded track (``penguin_gym.users``), where a user may decline, hedge or leave, no fixed set is
+best: the oracle plays the exact planner's policy (``penguin_gym.users.planning``), which knows the
+true profile and the user model but not the chance in the user's replies.
+
 Knowing the hidden profile (and so the judge's score of every revealed set), the best any acquisition
 policy can do on an episode is to ask exactly the set ``U*`` that maximizes safety minus question costs
 and answer. Exhaustive over the 2^10 = 1,024 sets (or those within a budget); the paper's budget-3
@@ -82,10 +86,14 @@ class OracleAgent(DialogueAgent):
         self._row_of_id: dict[str, int] = {}
         self._cache: dict[int, int] = {}
         self._plan: list[int] = []
+        self._guarded = False
+        self._row = -1
+        self._guarded_plan: Any = None
 
     def setup(self, context: AgentContext) -> None:
         super().setup(context)
         self._model = privileged_context(context, "OracleAgent").env.model
+        self._guarded = hasattr(self._model, "exact_values")
         self._row_of_id = {s.id: i for i, s in enumerate(self._model.scenarios)}
         self._cache = {}
 
@@ -96,6 +104,13 @@ class OracleAgent(DialogueAgent):
                 "OracleAgent needs its context: call agent.setup(PrivilegedContext.from_env(env)) first (evaluate does)"
             )
         row = self._row_of_id[str(info["scenario_id"])]
+        if self._guarded:  # the user may decline, hedge or leave: the exact planner's policy
+            if self.oracle_budget is not None or self.exact:
+                raise ConfigError("OracleAgent on the guarded track plans with the env's budget (no budget=/exact=)")
+            from penguin_gym.users.planning import plan_values
+
+            self._row, self._guarded_plan = row, plan_values(self._model, row)  # type: ignore[arg-type]
+            return
         mask = self._cache.get(row)
         if mask is None:
             mask = int(oracle_values(self._model, [row], budget=self.oracle_budget, exact=self.exact)[0][0])
@@ -103,6 +118,12 @@ class OracleAgent(DialogueAgent):
         self._plan = [a for a in range(10) if mask >> a & 1]
 
     def choose(self, obs: Mapping[str, np.ndarray]) -> int:
+        if self._guarded:
+            from penguin_gym.users.planning import best_action
+
+            d = self.dialogue
+            told = d.told_mask
+            return best_action(self._model, self._row, self._guarded_plan, told & ~d.hedged, d.hedged, d.declined)  # type: ignore[arg-type]
         asked = self.dialogue.asked_mask
         for a in self._plan:
             if not asked >> a & 1:

@@ -327,7 +327,7 @@ class RaiseAgent(DialogueAgent):
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         d = self.dialogue
         logw = self._sims / self.tau
-        asked = np.flatnonzero(MASK_BITS[d.asked_mask])
+        asked = np.flatnonzero(MASK_BITS[d.told_mask])  # a declined answer tells nothing
         if len(asked):
             diff = np.nan_to_num(self.library.severity[np.ix_(self._pool, asked)] - d.severity[asked])
             logw = logw - (diff**2).sum(axis=1) / (2 * self.sigma**2)

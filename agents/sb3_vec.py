@@ -184,6 +184,10 @@ def make_sb3_vec_env(
         monitor: Wrap in SB3's ``VecMonitor`` (episode returns and lengths in ``infos[i]["episode"]``).
         **env_kwargs: ``PenguinEnv`` keywords (``split``, ``judge``, ``question_cost``, ``budget``, ...).
     """
+    from penguin_gym.registration import env_track
+
+    if env_track(env_id) == "guarded":  # no batched vector env yet: SB3's DummyVecEnv of single envs
+        return _dummy_vec_env(env_id, n_envs, seed=seed, flatten=flatten, monitor=monitor, **env_kwargs)
     venv = gym.make_vec(
         env_id,
         num_envs=n_envs,
@@ -201,6 +205,22 @@ def make_sb3_vec_env(
 
         env = VecMonitor(env)
     return env
+
+
+def _dummy_vec_env(
+    env_id: str, n_envs: int, *, seed: int | None, flatten: bool, monitor: bool, **env_kwargs: Any
+) -> VecEnv:
+    """``n_envs`` single envs of ``env_id`` in SB3's ``DummyVecEnv`` (masks through ``env_method``)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    def make() -> gym.Env:
+        env = gym.make(env_id, **env_kwargs)
+        return gym.wrappers.FlattenObservation(env) if flatten else env
+
+    env: VecEnv = DummyVecEnv([make for _ in range(n_envs)])
+    if seed is not None:
+        env.seed(seed)
+    return VecMonitor(env) if monitor else env
 
 
 __all__ = ["PenguinSB3VecEnv", "make_sb3_vec_env"]

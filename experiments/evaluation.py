@@ -34,6 +34,7 @@ class AgentUnit:
             agents meet the same users (common random numbers).
         env_kwargs: ``gym.make`` arguments (data source, split, judge, costs, budget).
         labels: Extra columns written on every row (the agent's label, the budget k, the responder).
+        track: ``"faithful"`` (``Penguin-<domain>-v2``) or ``"guarded"`` (``Penguin-<domain>-Guarded-v0``).
     """
 
     key: str
@@ -44,6 +45,7 @@ class AgentUnit:
     seed: int
     env_kwargs: Mapping[str, Any]
     labels: Mapping[str, Any]
+    track: str = "faithful"
 
 
 def env_kwargs_for(args: DataArgs, judge: Any, **more: Any) -> dict[str, Any]:
@@ -100,7 +102,7 @@ def run_agent_units(
             try:
                 res = agents.evaluate(
                     agent,
-                    env_id(u.domain),
+                    env_id(u.domain, track=u.track),
                     episodes=u.episodes,
                     seed=u.seed,
                     split=u.env_kwargs.get("split"),

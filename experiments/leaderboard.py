@@ -78,6 +78,8 @@ from experiments.terminal import pm, print_results_line, print_table
 from experiments.tracking import Tracker
 from penguin_gym.error import ConfigError
 from penguin_gym.model import DEFAULT_QUESTION_COST
+from penguin_gym.registration import TRACKS
+from penguin_gym.users.params import track_question_cost
 
 #: The benchmark's agents: every shipped agent that runs offline (not ppo, which needs a trained model,
 #: nor the LLM-driven variants, which need an LLM backend).
@@ -119,7 +121,17 @@ class Args(DataArgs, JudgeArgs, RunArgs):
         "'auto' (all-MiniLM-L6-v2 when installed, as the paper), 'embedding:<model>'",
     )
     seed: int = arg(0, "seed of the user draw and of the agents")
-    question_cost: float = arg(DEFAULT_QUESTION_COST, "cost of each question (1-5 safety scale)")
+    track: str = arg(
+        "faithful",
+        "'faithful' (the paper's users: every question answered truly, one cost) or 'guarded' (users who may "
+        "decline, hedge or leave; Penguin-<Domain>-Guarded-v0; costs by intrusiveness)",
+        choices=TRACKS,
+    )
+    question_cost: float = arg(
+        DEFAULT_QUESTION_COST,
+        "cost of each question (1-5 safety scale); on the guarded track the base cost, times each attribute's "
+        "intrusiveness",
+    )
     budget: int | None = arg(None, "most questions per episode (default: 10)")
     miss_penalty: float = arg(
         1.0,
@@ -171,12 +183,23 @@ class Args(DataArgs, JudgeArgs, RunArgs):
         return out
 
 
+def _hashed_config(args: Args) -> dict[str, Any]:
+    """The config that names the results folder; the faithful track leaves ``track`` out, so folders made
+    before the guarded track existed are found again."""
+    config = config_dict(args, hashed_only=True)
+    if config.get("track") == "faithful":
+        del config["track"]
+    return config
+
+
 def plan_units(args: Args, judge: Any, domains: Sequence[str]) -> list[AgentUnit]:
     """One unit per (agent, domain); the seed depends on the domain only, so every agent meets the
     same users."""
     episodes = episodes_per_domain(args)
     kwargs = args.agent_kwargs()
-    env_kwargs = env_kwargs_for(args, judge, question_cost=args.question_cost, budget=args.budget)
+    env_kwargs = env_kwargs_for(
+        args, judge, question_cost=track_question_cost(args.track, args.question_cost), budget=args.budget
+    )
     return [
         AgentUnit(
             key=f"{a}|{d}",
@@ -187,6 +210,7 @@ def plan_units(args: Args, judge: Any, domains: Sequence[str]) -> list[AgentUnit
             seed=derive_seed(args.seed, d),
             env_kwargs=env_kwargs,
             labels={"agent": agent_label(a)},
+            track=args.track,
         )
         for a in args.agents
         for d in domains
@@ -209,7 +233,7 @@ def compute(args: Args, *, report: bool = True) -> tuple[dict[str, Any], Results
     judge = build_judge(args)
     results = ResultsDir(
         EXPERIMENT,
-        config_dict(args, hashed_only=True),
+        _hashed_config(args),
         full_config=config_dict(args),
         out=args.out,
         runs_dir=args.runs_dir,
@@ -253,7 +277,6 @@ def _header(args: Args, judge: str, domains: Sequence[str]) -> dict[str, Any]:
     """What the results are of: env, judge, data, costs (the comparable fields of ``COMPARABLE``)."""
     from experiments.evaluation import episodes_per_domain
     from experiments.scenarios import load_domains
-    from penguin_gym.registration import ENV_VERSION, env_id
 
     everyone = load_domains(dataclasses.replace(args, split="all", max_scenarios=None, domains=tuple(domains)))
     sizes = {
@@ -264,7 +287,7 @@ def _header(args: Args, judge: str, domains: Sequence[str]) -> dict[str, Any]:
     episodes = episodes_per_domain(args)
     return {
         "experiment": EXPERIMENT,
-        "env": {"ids": {d: env_id(d) for d in domains}, "version": ENV_VERSION},
+        "env": _env_header(args.track, domains),
         "judge": judge,
         "data": {
             "source": str(args.source),
@@ -278,6 +301,30 @@ def _header(args: Args, judge: str, domains: Sequence[str]) -> dict[str, Any]:
         "budget": args.budget,
         "seed": args.seed,
         "episodes_per_domain": {d: played[d] if episodes[d] is None else episodes[d] for d in domains},
+    }
+
+
+def _track_note(summary: Mapping[str, Any]) -> str:
+    env = summary.get("env") or {}
+    if env.get("track", "faithful") == "faithful":
+        return ""
+    return f" x intrusiveness; {env['track']} track, user model {env.get('user_model', {}).get('name', '?')}"
+
+
+def _env_header(track: str, domains: Sequence[str]) -> dict[str, Any]:
+    """summary.json's ``env``: the ids and version (and, on the guarded track, the track and user model)."""
+    from penguin_gym.registration import ENV_VERSION, GUARDED_VERSION, env_id
+
+    if track == "faithful":
+        return {"ids": {d: env_id(d) for d in domains}, "version": ENV_VERSION}
+    from penguin_gym.users import load_params
+
+    user = load_params()
+    return {
+        "ids": {d: env_id(d, track=track) for d in domains},
+        "version": GUARDED_VERSION,
+        "track": track,
+        "user_model": {"name": user.name, "file": user.source_file},
     }
 
 
@@ -361,7 +408,7 @@ def print_leaderboard(summary: Mapping[str, Any]) -> None:
     qc = summary.get("question_cost")
     print_table(
         f"Leaderboard: {len(ranking)} agents x {len(domains)} domains, {n_eps} episodes per agent (judge {summary['judge']},"
-        f" question cost {qc:g})",
+        f" question cost {qc:g}{_track_note(summary)})",
         [
             "#",
             "agent",

@@ -42,7 +42,9 @@ EXPERIMENT = "train_ppo"
 class Args(TrackingArgs):
     """Train MaskablePPO on a penguin env and evaluate it on held-out scenarios."""
 
-    env_id: str = arg("Penguin-Health-v2", "env id (Penguin-<Domain>-v2 or Penguin-All-v2)")
+    env_id: str = arg(
+        "Penguin-Health-v2", "env id (Penguin-<Domain>-v2, Penguin-All-v2, or a guarded id Penguin-<Domain>-Guarded-v0)"
+    )
     timesteps: int = arg(100_000, "env steps to train")
     seed: int = arg(0, "seed of the policy, its sampling and the training env")
     n_envs: int = arg(32, "sub-envs of the batched training env")
@@ -58,7 +60,12 @@ class Args(TrackingArgs):
     eval_freq: int = arg(20_000, "evaluate on the test split every this many env steps (0: only at the end)")
     eval_episodes: int | None = arg(None, "episodes per evaluation (default: every test scenario once)")
     checkpoint_freq: int | None = arg(None, "save a checkpoint every this many env steps")
-    cost: float = arg(DEFAULT_QUESTION_COST, "cost of each question (on the judge's 1-5 scale)", group="data")
+    cost: float = arg(
+        DEFAULT_QUESTION_COST,
+        "cost of each question (on the judge's 1-5 scale); on a guarded id the base cost, times each attribute's "
+        "intrusiveness",
+        group="data",
+    )
     budget: int | None = arg(None, "most questions per episode (default 10)", group="data")
     featurizer: str = arg(
         "hashing", "query features: hashing, hashing:<dim>, embedding or embedding:<model id or path>", group="data"
@@ -76,10 +83,12 @@ class Args(TrackingArgs):
 
     def __post_init__(self) -> None:
         import penguin_gym
+        from penguin_gym.registration import GUARDED_ENV_IDS
 
-        if self.env_id not in penguin_gym.ENV_IDS + penguin_gym.LEGACY_ENV_IDS:
+        if self.env_id not in penguin_gym.ENV_IDS + penguin_gym.LEGACY_ENV_IDS + GUARDED_ENV_IDS:
             raise ConfigError(
-                f"--env-id {self.env_id!r} is not a penguin id; valid: {list(penguin_gym.ENV_IDS)} (and the v0 ids)"
+                f"--env-id {self.env_id!r} is not a penguin id; valid: {list(penguin_gym.ENV_IDS)}, the guarded "
+                f"track's {list(GUARDED_ENV_IDS)} (and the earlier versions)"
             )
         for name in ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "num_threads"):
             if getattr(self, name) < 1:
@@ -98,7 +107,11 @@ class Args(TrackingArgs):
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keywords of the penguin envs (training and evaluation alike)."""
-        return {"judge": self.judge, "question_cost": self.cost, "budget": self.budget, "featurizer": self.featurizer}
+        from penguin_gym.registration import env_track
+        from penguin_gym.users.params import track_question_cost
+
+        cost = track_question_cost(env_track(self.env_id), self.cost)
+        return {"judge": self.judge, "question_cost": cost, "budget": self.budget, "featurizer": self.featurizer}
 
 
 def _wandb_writer(run: Any) -> Any:

@@ -108,28 +108,46 @@ class QueryFeatures:
         return self._table[rows]
 
 
-def scenario_texts(sc: Scenario, order: Sequence[int]) -> dict[str, Any]:
+#: Reply kinds that tell the attribute (the others, a decline or leaving, tell nothing).
+TELLING_REPLIES = ("answered", "hedged")
+
+
+def scenario_texts(
+    sc: Scenario, order: Sequence[int], replies: Sequence[tuple[str, str]] | None = None
+) -> dict[str, Any]:
     """The info texts of an episode: its scenario's ``domain``, ``scenario_type`` and ``query``, and the
-    ``revealed`` values (attribute -> value text, in asking order)."""
+    ``revealed`` values (attribute -> value text, in asking order). ``replies`` (a guarded user's: one
+    ``(kind, text)`` per question asked) shows what the user said instead of the profile's value, and
+    leaves out the questions that told nothing."""
     profile = sc.profile
-    return {
-        "domain": sc.domain,
-        "scenario_type": sc.scenario_type,
-        "query": sc.query,
-        "revealed": {ATTRIBUTES[i]: profile[ATTRIBUTES[i]] for i in order},
-    }
+    if replies is None:
+        revealed = {ATTRIBUTES[i]: profile[ATTRIBUTES[i]] for i in order}
+    else:
+        revealed = {
+            ATTRIBUTES[i]: text for i, (kind, text) in zip(order, replies, strict=True) if kind in TELLING_REPLIES
+        }
+    return {"domain": sc.domain, "scenario_type": sc.scenario_type, "query": sc.query, "revealed": revealed}
 
 
 def transcript(
-    sc: Scenario, order: Sequence[int], *, done: bool, budget_left: int, scores: np.ndarray | None, cost: float
+    sc: Scenario,
+    order: Sequence[int],
+    *,
+    done: bool,
+    budget_left: int,
+    scores: np.ndarray | None,
+    cost: float,
+    replies: Sequence[tuple[str, str]] | None = None,
 ) -> str:
-    """The dialogue of an episode as text (``PenguinEnv.transcript``, ``PenguinVectorEnv.transcript``)."""
+    """The dialogue of an episode as text (``PenguinEnv.transcript``, ``PenguinVectorEnv.transcript``;
+    ``replies`` as in ``scenario_texts``)."""
     lines = [f"[{sc.domain} / {sc.scenario_type}] scenario {sc.id}", f"User: {sc.query}"]
-    for a in order:
+    for k, a in enumerate(order):
         lines.append(f"Agent: Could you tell me about your {ATTRIBUTES[a].lower()}?")
-        lines.append(f"User: {sc.profile[ATTRIBUTES[a]]}")
+        lines.append(f"User: {sc.profile[ATTRIBUTES[a]] if replies is None else replies[k][1]}")
     if done:
-        lines.append(f"Agent: <answers with {len(order)} fact(s) known>")
+        told = len(order) if replies is None else sum(kind in TELLING_REPLIES for kind, _ in replies)
+        lines.append(f"Agent: <answers with {told} fact(s) known>")
         if scores is not None:
             r, e, p = (float(x) for x in scores)
             lines.append(
@@ -146,6 +164,7 @@ __all__ = [
     "MASK_BITS_F32",
     "RESET_OPTIONS",
     "STEPS_LEFT",
+    "TELLING_REPLIES",
     "QueryFeatures",
     "draw_row",
     "rows_from_options",

@@ -24,6 +24,13 @@ ENV_IDS: tuple[str, ...] = tuple(f"Penguin-{d}-v{ENV_VERSION}" for d in (*DOMAIN
 LEGACY_ENV_IDS: tuple[str, ...] = tuple(
     f"Penguin-{d}-v{v}" for v in sorted(ENV_VERSIONS, reverse=True) if v != ENV_VERSION for d in (*DOMAINS, "All")
 )
+#: The guarded track (``penguin_gym.users``): users who may decline, hedge or leave, per-attribute
+#: costs by intrusiveness; its own version, the train split by default, suite v1.
+GUARDED_VERSION = 0
+GUARDED_ENV_IDS: tuple[str, ...] = tuple(f"Penguin-{d}-Guarded-v{GUARDED_VERSION}" for d in (*DOMAINS, "All"))
+#: The tracks: ``faithful`` (the paper's assumptions: every question answered truly, one cost) and
+#: ``guarded``.
+TRACKS = ("faithful", "guarded")
 #: Steps before ``TimeLimit`` truncates: only an agent that keeps taking invalid actions reaches it.
 MAX_EPISODE_STEPS = 64
 assert set(ENV_VERSIONS[ENV_VERSION]) == {"suite", "split"} and all(
@@ -31,9 +38,15 @@ assert set(ENV_VERSIONS[ENV_VERSION]) == {"suite", "split"} and all(
 )
 
 
-def env_id(domain: str | None, version: int = ENV_VERSION) -> str:
-    """The id of a domain (``None`` or ``"All"``: all seven) at a version: ``env_id("Health")`` -> ``"Penguin-Health-v2"``."""
-    return f"Penguin-{domain or 'All'}-v{version}"
+def env_id(domain: str | None, version: int | None = None, *, track: str = "faithful") -> str:
+    """The id of a domain (``None`` or ``"All"``: all seven) on a track, at a version (default the
+    current one): ``env_id("Health")`` -> ``"Penguin-Health-v2"``, ``env_id("Health", track="guarded")``
+    -> ``"Penguin-Health-Guarded-v0"``."""
+    if track not in TRACKS:
+        raise ValueError(f"track {track!r} is not one of {TRACKS}")
+    if track == "guarded":
+        return f"Penguin-{domain or 'All'}-Guarded-v{GUARDED_VERSION if version is None else version}"
+    return f"Penguin-{domain or 'All'}-v{ENV_VERSION if version is None else version}"
 
 
 def env_version(env_id: str) -> int:
@@ -41,8 +54,15 @@ def env_version(env_id: str) -> int:
     return int(env_id.rsplit("-v", 1)[1])
 
 
+def env_track(env_id: str) -> str:
+    """The track of a penguin id: ``"guarded"`` for ``Penguin-<Domain>-Guarded-v<k>``, else ``"faithful"``."""
+    return "guarded" if "-Guarded-v" in env_id else "faithful"
+
+
 def default_split(env_id: str) -> str | None:
     """The split ``gym.make(env_id)`` plays by default (``"train"`` for the current ids)."""
+    if env_track(env_id) == "guarded":
+        return "train"
     return ENV_VERSIONS[env_version(env_id)]["split"]  # type: ignore[return-value]
 
 
@@ -64,5 +84,16 @@ def register_envs() -> None:
             # PenguinEnv under TimeLimit); vectorization_mode="sync" still gives a SyncVectorEnv.
             vector_entry_point="penguin_gym.vector:PenguinVectorEnv",
             kwargs=kwargs,
+            max_episode_steps=MAX_EPISODE_STEPS,
+        )
+    for env_id in GUARDED_ENV_IDS:
+        if env_id in registry:
+            continue
+        domain = env_id.split("-")[1]
+        register(
+            id=env_id,
+            entry_point="penguin_gym.users.env:GuardedPenguinEnv",
+            # No batched vector env yet: gym.make_vec gives a SyncVectorEnv of GuardedPenguinEnv.
+            kwargs={"domain": None if domain == "All" else domain, "split": "train"},
             max_episode_steps=MAX_EPISODE_STEPS,
         )
