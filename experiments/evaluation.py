@@ -87,10 +87,9 @@ def run_agent_units(
             LLM replies (``--max-fallback-rate``); that unit's rows and meta are appended first, so
             nothing computed is lost, and the message names the agent, the domain and the counts.
     """
-    from dataclasses import asdict
 
     import agents
-    from agents.evaluate import LLMFallbackError
+    from agents.evaluate import LLMFallbackError, row_dict
 
     todo = [u for u in units if not results.is_done(u.key)]
     seconds: dict[str, float] = {}
@@ -117,7 +116,7 @@ def run_agent_units(
             seconds[u.key] = time.perf_counter() - t0
             results.append_unit(
                 u.key,
-                [{**dict(u.labels), **asdict(r)} for r in res.rows],
+                [{**dict(u.labels), **row_dict(r)} for r in res.rows],
                 meta={"seconds": round(seconds[u.key], 3), **_json_safe(res.meta)},
             )
             advance(1)

@@ -49,8 +49,9 @@ class Args(JudgeArgs):
 
     def __post_init__(self) -> None:
         import penguin_gym
+        from penguin_gym.registration import GUARDED_ENV_IDS
 
-        if self.env not in penguin_gym.ENV_IDS + penguin_gym.LEGACY_ENV_IDS:
+        if self.env not in penguin_gym.ENV_IDS + penguin_gym.LEGACY_ENV_IDS + GUARDED_ENV_IDS:
             raise ConfigError(
                 f"--env {self.env!r} is not a penguin env id; valid: {list(penguin_gym.ENV_IDS)} (and the v0 ids)"
             )
@@ -113,6 +114,8 @@ def play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
     from rich.table import Table
 
     import penguin_gym  # noqa: F401  (registers the env ids)
+    from penguin_gym.registration import env_track
+    from penguin_gym.users.params import track_question_cost
 
     stdin = stdin or sys.stdin
     out = console()
@@ -122,7 +125,7 @@ def play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
         **({} if args.source is None else {"source": args.source}),  # type: ignore[arg-type]
         split=None if args.split == "all" else args.split,
         judge=judge,
-        question_cost=args.question_cost,
+        question_cost=track_question_cost(env_track(args.env), args.question_cost),
         budget=args.budget,
     )
     base = env.unwrapped
@@ -137,7 +140,7 @@ def play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
         )
     )
     out.print(
-        f"Ask about the user before you answer. Each question costs {args.question_cost:g}; the judge scores safety 1-5."
+        f"Ask about the user before you answer. Each question costs {_cost_text(base)}; the judge scores safety 1-5."
     )
     asked: set[int] = set()
     total = 0.0
@@ -165,7 +168,9 @@ def play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
             asked.add(action)
             out.print(f"  You: Could you tell me about your {ATTRIBUTES[action].lower()}?")
             out.print(f"  User: [green]{step_info['answer']}[/]")
-            if step_info.get("forced_answer"):
+            if step_info.get("user_left"):
+                out.print("  (the user has had enough questions and leaves: the assistant answers now)")
+            elif step_info.get("forced_answer"):
                 out.print("  (that was the last question the budget allows: the assistant answers now)")
 
     t = Table(title="The judge's scores", title_justify="left")
@@ -197,7 +202,15 @@ def play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
 
     result: dict[str, Any] = {**step_info, "return": total}
     model = base.model  # type: ignore[attr-defined]
-    if getattr(judge, "name", "").startswith(("simulated", "table")):
+    exact = getattr(model, "exact_values", None)
+    if exact is not None and getattr(judge, "name", "").startswith(("simulated", "table")):  # the guarded track
+        best_value = float(exact([base.state.row])[0])  # type: ignore[attr-defined]
+        result["best"] = {"expected_return": best_value}
+        out.print(
+            f"Best possible in expectation: {best_value:.2f} (the planner that knows this profile and the user"
+            f" model, not the chance in the replies; you: {total:.2f})"
+        )
+    elif getattr(judge, "name", "").startswith(("simulated", "table")):
         masks = np.flatnonzero(POPCOUNT <= model.budget)
         values = model.net_value(np.full(masks.size, base.state.row), masks)  # type: ignore[attr-defined]
         best = int(masks[int(np.argmax(values))])
@@ -210,6 +223,14 @@ def play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
         )
     env.close()
     return result
+
+
+def _cost_text(env: Any) -> str:
+    costs = env.model.costs
+    if np.allclose(costs, costs[0]):
+        return f"{costs[0]:g}"
+    text = ", ".join(f"{ATTRIBUTES[i].lower()} {c:g}" for i, c in enumerate(costs))
+    return f"by how intrusive it is ({text}); this user may decline, answer vaguely or leave"
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

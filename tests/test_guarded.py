@@ -696,3 +696,13 @@ def test_the_faithful_ids_are_untouched():
     assert "reply" not in info and info["answer"] == env.unwrapped.scenario.profile["Past Self-Harm History"]
     guarded = gym.make(ENV_ID)
     assert {"declined", "hedged"} <= set(guarded.observation_space.spaces)
+
+
+def test_a_partial_cost_mapping_keeps_the_intrusiveness_costs_of_the_others():
+    env = gym.make("Penguin-Health-Guarded-v0", question_cost={"Age": 0.1})
+    model = env.unwrapped.model
+    expected = 0.08 * model.params.intrusiveness
+    expected[ATTRIBUTES.index("Age")] = 0.1
+    assert np.allclose(model.costs, expected)
+    with pytest.raises(ConfigError, match="Agee"):
+        gym.make("Penguin-Health-Guarded-v0", question_cost={"Agee": 0.1})

@@ -39,7 +39,8 @@ class GuardedPenguinEnv(PenguinEnv):
       declines and the intrusiveness asked so far; the data file ``penguin_gym/users/guarded_v0.json``
       gives every value with its reason and source.
     - **Costs.** By default each question costs ``0.08 * intrusiveness`` (0.04 for age, 0.16 for
-      self-harm; mean 0.08); ``question_cost`` overrides it.
+      self-harm; mean 0.08); ``question_cost`` overrides it (a mapping, only for the attributes it
+      names).
     - **Observation.** Two more keys: ``declined`` and ``hedged`` (``MultiBinary(10)``). ``asked``
       counts every question asked; ``revealed`` is the severity of full answers and the noisy severity
       of vague ones (0 for declined and unasked).

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from penguin_gym.data.schema import ATTRIBUTES, NUM_ATTRIBUTES, Scenario
 from penguin_gym.error import ConfigError, InvalidActionError
 from penguin_gym.judges.base import Judge
-from penguin_gym.model import CostSpec, EpisodeModel, InvalidActionPolicy, Transition
+from penguin_gym.model import CostSpec, EpisodeModel, InvalidActionPolicy, Transition, parse_costs
 from penguin_gym.rules import ANSWER, MASK_BITS, NUM_SETS, safety_of, safety_reward
 from penguin_gym.users.params import GuardedParams, load_params
 
@@ -97,7 +97,8 @@ class GuardedModel(EpisodeModel):
         params: The user model (``GuardedParams``, or a path to its JSON file; default the package's
             ``guarded_v0.json``).
         question_cost: As ``EpisodeModel``; default (``None``) the user model's per-attribute costs,
-            ``base_cost * intrusiveness``.
+            ``base_cost * intrusiveness``. A mapping changes the attributes it names and keeps the user
+            model's cost for the others.
     """
 
     def __init__(
@@ -113,10 +114,19 @@ class GuardedModel(EpisodeModel):
         repeat_penalty: float | None = None,
     ) -> None:
         self.params = params if isinstance(params, GuardedParams) else load_params(params)
+        costs = self.params.costs
+        if isinstance(question_cost, Mapping):  # the named attributes change; the others keep their cost
+            costs = costs.copy()
+            costs[:] = [float(question_cost.get(a, c)) for a, c in zip(ATTRIBUTES, costs, strict=True)]
+            unknown = [k for k in question_cost if k not in ATTRIBUTES]
+            if unknown:
+                parse_costs({unknown[0]: 0.0})  # raises, naming the attribute and the valid ones
+        elif question_cost is not None:
+            costs = question_cost  # type: ignore[assignment]
         super().__init__(
             scenarios,
             judge,
-            question_cost=self.params.costs if question_cost is None else question_cost,
+            question_cost=costs,
             budget=budget,
             normalize_reward=normalize_reward,
             invalid_action=invalid_action,
