@@ -107,20 +107,32 @@ class GreedyAgent(DialogueAgent):
     each remaining attribute and answering, and asks the best one if it beats answering now (its safety
     gain beats its question cost); otherwise it answers. It never reads the user's hidden profile.
 
+    On the guarded track (the context has a user model) it also weighs the training users by what the
+    user declined and values each question over the user's possible replies (``agents.guarded``);
+    ``use_user_model=False`` plays it blind to the user model: a decline is only an unanswered question.
+
     Args:
         belief_config: How the belief weighs training users.
         max_questions: Optional cap on questions (besides the env's budget).
+        use_user_model: On the guarded track, use the published user model (default ``True``).
 
-    Training data: ``fit(scenarios, judge)``, or the env's training split in ``attach`` (about a second on
-    the simulated judge; shared with other agents attached to the same env).
+    Training data: ``fit(scenarios, judge)``, or the env's training split in ``setup`` (about a second on
+    the simulated judge; shared with other agents set up for the same env).
     """
 
     name = "greedy"
 
-    def __init__(self, *, belief_config: BeliefConfig | None = None, max_questions: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        belief_config: BeliefConfig | None = None,
+        max_questions: int | None = None,
+        use_user_model: bool = True,
+    ) -> None:
         super().__init__()
         self.belief_config = belief_config or BeliefConfig()
         self.max_questions = max_questions
+        self.use_user_model = bool(use_user_model)
         self.belief: ProfileBelief | None = None
         self._auto = False
 
@@ -168,11 +180,17 @@ class GreedyAgent(DialogueAgent):
         if not cands:
             return ANSWER
         user = None if self.agent_context is None else self.agent_context.user
-        if user is not None:  # the guarded track: replies may decline, hedge or leave (agents.guarded)
+        if user is not None and self.use_user_model:  # the guarded track (agents.guarded)
             idx, w = guarded.weights(self.belief, d, user)
             now, asks = guarded.question_values(self.belief, d, user, self.costs, cands, idx, w)
             best = int(np.argmax(asks))
             return cands[best] if asks[best] > now else ANSWER
+        if d.declined:  # blind to the user model: a declined question told nothing
+            told = d.told_mask
+            idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, told)
+            vals = self.belief.expected(idx, w, [told] + [told | 1 << a for a in cands])
+            best = int(np.argmax(vals[1:]))
+            return cands[best] if vals[1 + best] > vals[0] else ANSWER
         idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, asked)
         vals = self.belief.expected(idx, w, [asked] + [asked | 1 << a for a in cands])
         best = int(np.argmax(vals[1:]))

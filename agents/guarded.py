@@ -11,7 +11,8 @@ particle is a training user with a profile):
   (``ProfileBelief.weights(hedged=...)``).
 - ``question_values``: the one-step value of asking each attribute under the belief: the chance the
   user leaves (the answer is then what is known), declines (nothing learned), hedges (a part of the
-  attribute's value) or answers.
+  attribute's value) or answers (greedy).
+- ``ReplyValues``: the same replies sampled inside MCTS's rollouts, so the search plans over them.
 
 The probabilities are the model's own (``GuardedParams``) at each particle's distress; the replies'
 order is not modelled in the likelihood (each decline is scored in the state the dialogue is in now),
@@ -122,6 +123,94 @@ def question_values(
     return float(w @ now), out
 
 
+class ReplyValues:
+    """A planner's value source (``agents.scoring.ValueSource``) that samples the user's replies: each
+    call draws, per search, a particle (a training user) from the belief and, for each attribute the
+    set asks beyond the dialogue so far (in attribute order), whether that user would leave, decline or
+    hedge under the user model at the particle's distress; the value is the answer on what was told
+    less the questions asked. MCTS's averages over rollouts are then expectations over users and
+    replies. The replies' order within a rollout is not the search's (sets carry no order)."""
+
+    def __init__(self, belief: ProfileBelief, dialogue: Dialogue, user: Any, costs: np.ndarray,
+                 particles: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:  # fmt: skip
+        self.tables, self.user = belief.tables, user
+        self.distress = _distress(belief, user)
+        self.costs = np.asarray(costs, dtype=np.float64)
+        self.set_cost = MASK_BITS @ self.costs
+        d = dialogue
+        self.root_asked, self.root_hedged = d.asked_mask, d.hedged
+        self.root_answered = d.told_mask & ~d.hedged
+        self.n_root_declined = int(POPCOUNT[d.declined])
+        self.intrusion = MASK_BITS @ user.intrusiveness
+        # the particles' probability tables, kept on the belief across decisions (per user model)
+        cache = getattr(belief, "_guarded_tables", None)
+        if cache is None or cache[0] is not user:
+            cache = (user, {})
+            belief._guarded_tables = cache  # type: ignore[attr-defined]
+        self._tables: dict[int, tuple[list[float], list[list[float]], list[float]]] = cache[1]
+        width = max(len(idx) for idx, _ in particles)
+        self.idx = np.zeros((len(particles), width), dtype=np.int64)
+        self.cum = np.full((len(particles), width), 2.0)
+        for i, (idx, w) in enumerate(particles):
+            self.idx[i, : len(idx)] = idx
+            self.cum[i, : len(idx)] = np.cumsum(w)
+            self.cum[i, len(idx) - 1] = 1.0
+        self.calls = 0
+
+    def _particle(self, p: int) -> tuple[list[float], list[list[float]], list[float]]:
+        """Particle ``p``'s reply probabilities as lookup lists: leave by the asked set after the question
+        (1024), decline by attribute and (rapport * 11 + declined count), hedge by attribute."""
+        hit = self._tables.get(p)
+        if hit is None:
+            user, d = self.user, float(self.distress[p])
+            leave = np.asarray(user.p_leave(self.intrusion, d)).tolist()
+            rapport = np.repeat([False, True], 11)
+            n_declined = np.tile(np.arange(11), 2)
+            decline = [np.asarray(user.p_decline(i, d, rapport, n_declined)).tolist() for i in range(NUM_ATTRIBUTES)]
+            hedge = np.asarray(user.p_hedge(np.arange(NUM_ATTRIBUTES), d)).tolist()
+            hit = self._tables[p] = (leave, decline, hedge)
+        return hit
+
+    def values(self, idx: np.ndarray, masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        self.calls += 1
+        n = len(idx)
+        masks = np.asarray(masks, dtype=np.int64)
+        u = rng.random((n, 1 + 3 * NUM_ATTRIBUTES))
+        picks = self.idx[idx, (u[:, :1] >= self.cum[idx]).sum(axis=1)]
+        rapport_bit = 1 << int(self.user.rapport_after)
+        out_answered, out_hedged, out_asked = [], [], []
+        for j, (p, mask) in enumerate(zip(picks.tolist(), masks.tolist(), strict=True)):
+            leave_p, decline_p, hedge_p = self._particle(p)
+            uj = u[j].tolist()
+            asked, answered, hedged = self.root_asked, self.root_answered, self.root_hedged
+            declined = self.n_root_declined
+            new = mask & ~asked
+            for i in range(NUM_ATTRIBUTES):
+                bit = 1 << i
+                if not new & bit:
+                    continue
+                asked |= bit
+                if uj[1 + i] < leave_p[asked]:
+                    break
+                code = (11 if (answered | hedged) & rapport_bit else 0) + declined
+                if uj[11 + i] < decline_p[i][code]:
+                    declined += 1
+                elif uj[21 + i] < hedge_p[i]:
+                    hedged |= bit
+                else:
+                    answered |= bit
+            out_answered.append(answered)
+            out_hedged.append(hedged)
+            out_asked.append(asked)
+        a = np.array(out_answered, dtype=np.int64)
+        told = a | np.array(out_hedged, dtype=np.int64)
+        base = self.tables[picks, a] + self.set_cost[a]
+        vague = self.tables[picks, told] + self.set_cost[told]
+        return (
+            base + float(self.user.hedge_credit) * (vague - base) - self.set_cost[np.array(out_asked, dtype=np.int64)]
+        )
+
+
 class WithoutDeclined:
     """A planner's value source (``agents.scoring.ValueSource``) for a dialogue with declines: a set's
     value is that of the set without the declined attributes (they were asked, so the search never
@@ -139,4 +228,4 @@ class WithoutDeclined:
         return self.inner.values(idx, np.asarray(masks, dtype=np.int64) & self.keep, rng)
 
 
-__all__ = ["WithoutDeclined", "answer_values", "evidence", "question_values", "weights"]
+__all__ = ["ReplyValues", "WithoutDeclined", "answer_values", "evidence", "question_values", "weights"]

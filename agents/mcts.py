@@ -258,7 +258,7 @@ class MCTSAgent(DialogueAgent):
         user = None if self.agent_context is None else self.agent_context.user
         if user is not None:  # the guarded track: the belief learns from declines (agents.guarded)
             idx, w = guarded.weights(self.belief, d, user)
-            values: Any = guarded.WithoutDeclined(BeliefValues(self.belief, [(idx, w)]), d.declined)
+            values: Any = guarded.ReplyValues(self.belief, d, user, self.costs, [(idx, w)])
         else:
             idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, d.asked_mask)
             values = BeliefValues(self.belief, [(idx, w)])

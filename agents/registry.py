@@ -8,6 +8,7 @@ name                      agent
 ``random-k``              ``RandomKAgent(k=3, seed=0)``
 ``static``                ``StaticOrderAgent(order=PAPER_TOP3, k=None)``
 ``greedy``                ``GreedyAgent``: one-step value of information under a learned belief
+``greedy-blind``          ``GreedyAgent(use_user_model=False)``: on the guarded track, blind to the user model
 ``oracle``                ``OracleAgent(budget=None, exact=False)``: the true best set (privileged)
 ``mcts``                  ``MCTSAgent(mode="belief", prior="learned")``: PUCT with a prior
 ``uct``                   ``MCTSAgent(config=MCTSConfig(use_prior=False))``: plain UCT (vanilla MCTS)
@@ -35,6 +36,7 @@ AGENTS: tuple[str, ...] = (
     "random-k",
     "static",
     "greedy",
+    "greedy-blind",
     "oracle",
     "mcts",
     "uct",
@@ -60,6 +62,14 @@ def _mcts(use_prior: bool) -> Callable[..., Agent]:
         return MCTSAgent(config=config, **kwargs)
 
     return make
+
+
+def _greedy_blind(**kwargs: Any) -> Agent:
+    from agents.baselines import GreedyAgent
+
+    agent = GreedyAgent(use_user_model=False, **kwargs)
+    agent.name = "greedy-blind"
+    return agent
 
 
 def _ppo(**kwargs: Any) -> Agent:
@@ -88,6 +98,7 @@ def _factories() -> dict[str, Callable[..., Agent]]:
         "random-k": RandomKAgent,
         "static": StaticOrderAgent,
         "greedy": GreedyAgent,
+        "greedy-blind": _greedy_blind,
         "oracle": OracleAgent,
         "mcts": _mcts(True),
         "uct": _mcts(False),

@@ -213,6 +213,11 @@ def _dummy_vec_env(
     """``n_envs`` single envs of ``env_id`` in SB3's ``DummyVecEnv`` (masks through ``env_method``)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
+    from penguin_gym.features import make_featurizer
+
+    # one featurizer for all sub-envs (a sentence-embedding model is loaded once, not n_envs times)
+    env_kwargs = {**env_kwargs, "featurizer": make_featurizer(env_kwargs.get("featurizer", "hashing"))}
+
     def make() -> gym.Env:
         env = gym.make(env_id, **env_kwargs)
         return gym.wrappers.FlattenObservation(env) if flatten else env

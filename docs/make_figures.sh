@@ -20,7 +20,8 @@ run budget budget
 run raise raise
 # the guarded track, in its own runs folder (the plots below are the faithful track's), and what the
 # strategies of both tracks do
-run benchmark_guarded benchmark --track guarded --runs-dir guarded_runs
+run benchmark_guarded benchmark --track guarded --runs-dir guarded_runs --agents answer-now ask-all random-k static \
+  greedy greedy-blind uct mcts raise-agent raise oracle
 run behaviour behaviour --from "$(cd "$work" && ls -d runs/leaderboard-*)" "$(cd "$work" && ls -d guarded_runs/leaderboard-*)"
 for png in leaderboard_safety frontier regret context_gap_domains context_gap_responders attribute_gain_heatmap \
            attribute_gain budget raise_domains raise_responders; do

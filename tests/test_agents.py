@@ -60,6 +60,7 @@ def test_registry_names_and_errors() -> None:
         "random-k",
         "static",
         "greedy",
+        "greedy-blind",
         "oracle",
         "mcts",
         "uct",

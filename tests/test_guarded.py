@@ -28,7 +28,7 @@ from penguin_gym.error import ConfigError
 from penguin_gym.judges.factory import make_judge
 from penguin_gym.registration import GUARDED_ENV_IDS, default_split, env_track
 from penguin_gym.rules import ANSWER, safety_of, safety_reward
-from penguin_gym.users import GuardedModel, GuardedState, load_params
+from penguin_gym.users import REPLIES, GuardedModel, GuardedState, load_params
 from penguin_gym.users.env import DECLINE_TEXT, LEFT_TEXT, GuardedPenguinEnv
 from penguin_gym.users.planning import best_action, plan_values, state_index
 
@@ -78,6 +78,9 @@ def test_guarded_ids_pass_the_checker_and_play_the_train_split(env_id):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the passive checker's warnings are failures here
         gym_check_env(env.unwrapped)
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    sb3_check_env(env.unwrapped, warn=True)  # the other checker (SB3's), as the faithful ids pass it
     assert env_track(env_id) == "guarded"
     assert default_split(env_id) == "train"
     assert env.unwrapped.split == "train"
@@ -706,3 +709,76 @@ def test_a_partial_cost_mapping_keeps_the_intrusiveness_costs_of_the_others():
     assert np.allclose(model.costs, expected)
     with pytest.raises(ConfigError, match="Agee"):
         gym.make("Penguin-Health-Guarded-v0", question_cost={"Agee": 0.1})
+
+
+def test_a_guarded_env_pickles_mid_episode_with_its_draws():
+    import pickle
+
+    env = gym.make("Penguin-Health-Guarded-v0")
+    env.reset(seed=3)
+    env.step(ATTRIBUTES.index("Emotional State"))
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone.unwrapped.state == env.unwrapped.state
+    for a in (ATTRIBUTES.index("Mental Health Status"), ATTRIBUTES.index("Past Self-Harm History"), 10):
+        o1, r1, t1, _, i1 = env.step(a)
+        o2, r2, t2, _, i2 = clone.step(a)
+        assert r1 == r2 and t1 == t2 and i1.get("reply") == i2.get("reply")
+        if t1:
+            break
+
+
+def test_subproc_vec_env_runs_the_guarded_track():
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    venv = make_vec_env("penguin_gym:Penguin-Social-Guarded-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    try:
+        venv.reset()
+        obs, rewards, dones, infos = venv.step(np.array([9, 9]))
+        assert obs["declined"].shape == (2, 10) and all(info["reply"] in REPLIES for info in infos)
+        masks = np.array(venv.env_method("action_masks"))
+        assert masks.shape == (2, 11) and not masks[:, 9].any()
+    finally:
+        venv.close()
+
+
+def test_mcts_reply_values_sample_the_user_models_replies(scenarios, judge):
+    import dataclasses
+
+    from agents.base import Dialogue
+    from agents.belief import ProfileBelief
+    from agents.guarded import ReplyValues
+
+    train = load_scenarios("synthetic", domains=("Health",), split="train")[:40]
+    belief = ProfileBelief.fit(train, judge, question_cost=load_params().costs)
+    user = load_params()
+    dialogue = Dialogue(domain="Health", query=train[3].query)
+    one = [(np.array([3]), np.array([1.0]))]  # a single particle: the value is that user's
+    masks = np.array([0, 0b1, 0b1010000000, 0b1110000000, 0b1111111111 >> 4], dtype=np.int64)
+    rng = np.random.default_rng(0)
+    # a user who never leaves, declines or hedges: the value is the belief's table (answer less costs)
+    calm = dataclasses.replace(
+        user,
+        decline_logit=np.full(10, -800.0),
+        hedge_logit=np.full(10, -800.0),
+        patience_half=1e9,
+        max_intrusion=1e9,
+    )
+    belief_costs = user.costs
+    got = ReplyValues(belief, dialogue, calm, belief_costs, one).values(np.zeros(5, int), masks, rng)
+    assert np.allclose(got, belief.tables[3, masks])
+    # one who always declines self-harm: asking it costs and tells nothing
+    sh = ATTRIBUTES.index("Past Self-Harm History")
+    logits = np.full(10, -800.0)
+    logits[sh] = 800.0
+    refuses = dataclasses.replace(calm, decline_logit=logits, decline_distress=np.zeros(10), guardedness=0.0)
+    got = ReplyValues(belief, dialogue, refuses, belief_costs, one).values(np.zeros(5, int), masks, rng)
+    without = masks & ~(1 << sh)
+    expected = belief.tables[3, without] - np.where(masks >> sh & 1, belief_costs[sh], 0.0)
+    assert np.allclose(got, expected)
+    # and the default user, sampled: the mean over many draws lies between the two
+    vals = ReplyValues(belief, dialogue, user, belief_costs, one)
+    many = np.array([vals.values(np.zeros(1, int), masks[3:4], rng)[0] for _ in range(400)])
+    nothing_told = belief.tables[3, 0] - belief_costs @ ((masks[3] >> np.arange(10)) & 1)
+    assert nothing_told < many.mean() < belief.tables[3, masks[3]]
+    assert len(np.unique(np.round(many, 9))) > 1  # the replies vary from draw to draw

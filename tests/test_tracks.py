@@ -115,3 +115,12 @@ def test_behaviour_reports_what_the_rows_say(guarded_board, capsys):
     assert behaviour.main(["--from", str(guarded_board)]) == 0
     out = capsys.readouterr().out
     assert "Behaviour on the guarded track" in out and "declined" in out and "ask-all" in out
+
+
+def test_greedy_blind_is_greedy_where_nobody_declines_and_worse_where_users_do():
+    assert _numbers("greedy-blind", "Penguin-Health-v2") == FAITHFUL["greedy"]
+    blind = evaluate(make_agent("greedy-blind"), "Penguin-Health-Guarded-v0", episodes=150, seed=1, split="test")
+    aware = evaluate(make_agent("greedy"), "Penguin-Health-Guarded-v0", episodes=150, seed=1, split="test")
+    assert blind.agent == "greedy-blind"
+    # the same users and the same replies to the same questions (common random numbers)
+    assert aware.summary["net_reward_mean"] > blind.summary["net_reward_mean"] + 0.02

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from penguin_gym.data.schema import ATTRIBUTE_INDEX, ATTRIBUTES, NUM_ATTRIBUTES, _did_you_mean
 from penguin_gym.error import ConfigError
@@ -37,7 +38,7 @@ _ATTRIBUTE_FIELDS = ("intrusiveness", "decline_logit", "decline_distress", "hedg
 
 
 def _sigmoid(x: Any) -> Any:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+    return expit(np.asarray(x, dtype=np.float64))
 
 
 @dataclass(frozen=True)
