@@ -230,9 +230,10 @@ def test_a_folder_held_by_another_process_fails_the_command_with_status_1(tmp_pa
         err = capsys.readouterr().err.strip()
         assert err == f"penguin-gym context-gap: error: {e.value}"
     finally:
-        assert holder.stdin is not None
+        assert holder.stdin is not None and holder.stdout is not None
         holder.stdin.close()
         holder.wait(timeout=60)
+        holder.stdout.close()  # or its pipe is closed by the garbage collector, with a ResourceWarning
     with ResultsDir("exp", {"a": 1}, out=out) as r:
         assert r.done_units == {"from-holder"}
 
