@@ -254,6 +254,25 @@ class ProfileBelief:
         return w @ self.tables[np.ix_(idx, np.asarray(masks, dtype=np.int64))]
 
 
+class ParticleSampler:
+    """Draws one particle per search from each search's weights (the planners' value sources).
+
+    ``particles[i] = (idx, w)``: search ``i``'s particle indices and weights (summing to 1)."""
+
+    def __init__(self, particles: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        width = max(len(idx) for idx, _ in particles)
+        self.idx = np.zeros((len(particles), width), dtype=np.int64)
+        self.cum = np.full((len(particles), width), 2.0)
+        for i, (idx, w) in enumerate(particles):
+            self.idx[i, : len(idx)] = idx
+            self.cum[i, : len(idx)] = np.cumsum(w)
+            self.cum[i, len(idx) - 1] = 1.0
+
+    def draw(self, searches: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The particle of each of ``searches`` for uniforms ``u`` (one per search)."""
+        return self.idx[searches, (u[:, None] >= self.cum[searches]).sum(axis=1)]
+
+
 _FIT_CACHE: OrderedDict[str, ProfileBelief] = OrderedDict()
 
 
@@ -291,4 +310,4 @@ def fit_belief_cached(
     return belief
 
 
-__all__ = ["BeliefConfig", "ProfileBelief", "fit_belief_cached", "training_scenarios"]
+__all__ = ["BeliefConfig", "ParticleSampler", "ProfileBelief", "fit_belief_cached", "training_scenarios"]

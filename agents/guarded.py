@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Dialogue
-from agents.belief import ProfileBelief
+from agents.belief import ParticleSampler, ProfileBelief
 from penguin_gym.data.schema import NUM_ATTRIBUTES
 from penguin_gym.rules import MASK_BITS, POPCOUNT
 
@@ -148,13 +148,7 @@ class ReplyValues:
             cache = (user, {})
             belief._guarded_tables = cache  # type: ignore[attr-defined]
         self._tables: dict[int, tuple[list[float], list[list[float]], list[float]]] = cache[1]
-        width = max(len(idx) for idx, _ in particles)
-        self.idx = np.zeros((len(particles), width), dtype=np.int64)
-        self.cum = np.full((len(particles), width), 2.0)
-        for i, (idx, w) in enumerate(particles):
-            self.idx[i, : len(idx)] = idx
-            self.cum[i, : len(idx)] = np.cumsum(w)
-            self.cum[i, len(idx) - 1] = 1.0
+        self.sampler = ParticleSampler(particles)
         self.calls = 0
 
     def _particle(self, p: int) -> tuple[list[float], list[list[float]], list[float]]:
@@ -176,7 +170,7 @@ class ReplyValues:
         n = len(idx)
         masks = np.asarray(masks, dtype=np.int64)
         u = rng.random((n, 1 + 3 * NUM_ATTRIBUTES))
-        picks = self.idx[idx, (u[:, :1] >= self.cum[idx]).sum(axis=1)]
+        picks = self.sampler.draw(idx, u[:, 0])
         rapport_bit = 1 << int(self.user.rapport_after)
         out_answered, out_hedged, out_asked = [], [], []
         for j, (p, mask) in enumerate(zip(picks.tolist(), masks.tolist(), strict=True)):

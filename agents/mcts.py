@@ -21,7 +21,7 @@ import numpy as np
 
 from agents import guarded, llm
 from agents.base import DialogueAgent
-from agents.belief import BeliefConfig, ProfileBelief, fit_belief_cached
+from agents.belief import BeliefConfig, ParticleSampler, ProfileBelief, fit_belief_cached
 from agents.context import AgentContext, privileged_context
 from agents.mcts_search import MCTSConfig, SearchResult, search
 from agents.priors import LearnedPrior, LLMPrior, Prior, UniformPrior
@@ -38,18 +38,10 @@ class BeliefValues:
 
     def __init__(self, belief: ProfileBelief, particles: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         self.tables = belief.tables
-        width = max(len(idx) for idx, _ in particles)
-        self.idx = np.zeros((len(particles), width), dtype=np.int64)
-        self.cum = np.full((len(particles), width), 2.0)
-        for i, (idx, w) in enumerate(particles):
-            self.idx[i, : len(idx)] = idx
-            self.cum[i, : len(idx)] = np.cumsum(w)
-            self.cum[i, len(idx) - 1] = 1.0
+        self.sampler = ParticleSampler(particles)
 
     def values(self, idx: np.ndarray, masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        u = rng.random(len(idx))
-        pick = (u[:, None] >= self.cum[idx]).sum(axis=1)
-        return self.tables[self.idx[idx, pick], masks]
+        return self.tables[self.sampler.draw(idx, rng.random(len(idx))), masks]
 
 
 def plan_true_profile(

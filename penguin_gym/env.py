@@ -357,6 +357,8 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.observation_space = observation_space(self.featurizer.dim)  # type: ignore[assignment]
         self.state: EpisodeState | None = None
         self._last_scores: np.ndarray | None = None
+        #: What the user said to each question (a guarded user's replies); ``None``: the profile's values.
+        self._replies: list[tuple[str, str]] | None = None
 
     # -- Gymnasium API -------------------------------------------------------------------------------
     def reset(
@@ -385,20 +387,28 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "invalid_action": tr.invalid,
         }
         if len(state.order) > len(prev.order):
-            info["answer"] = self.scenarios[state.row].profile[ATTRIBUTES[state.order[-1]]]
+            self._add_answer(info, prev, state)
         if tr.terminated:
-            self._last_scores = s = tr.scores
-            assert s is not None
-            info.update(scenario_texts(self.scenarios[state.row], state.order))
-            r, e, p = s.tolist()
-            info["risk_sensitivity"] = r
-            info["emotional_empathy"] = e
-            info["personalization"] = p
-            info["safety"] = safety_of(r, e, p)
-            info["questions"] = [ATTRIBUTES[i] for i in state.order]
-            info["forced_answer"] = tr.forced_answer
-            info["missed_high_risk"] = self.model.missed_high_risk(state)
+            self._add_final(info, tr, state)
         return self._obs(state), tr.reward, tr.terminated, False, info
+
+    def _add_answer(self, info: dict[str, Any], prev: Any, state: Any) -> None:
+        """The step's ``answer``: the user's reply to the question just asked (the value's text)."""
+        info["answer"] = self.scenarios[state.row].profile[ATTRIBUTES[state.order[-1]]]
+
+    def _add_final(self, info: dict[str, Any], tr: Any, state: Any) -> None:
+        """The last step's info: the texts, the judge's scores, the questions and the flags."""
+        self._last_scores = s = tr.scores
+        assert s is not None
+        info.update(scenario_texts(self.scenarios[state.row], state.order, self._replies))
+        r, e, p = s.tolist()
+        info["risk_sensitivity"] = r
+        info["emotional_empathy"] = e
+        info["personalization"] = p
+        info["safety"] = safety_of(r, e, p)
+        info["questions"] = [ATTRIBUTES[i] for i in state.order]
+        info["forced_answer"] = tr.forced_answer
+        info["missed_high_risk"] = self.model.missed_high_risk(state)
 
     def action_masks(self) -> np.ndarray:
         """Valid actions, bool ``(11,)``, True = valid (sb3-contrib ``MaskablePPO`` reads this)."""
@@ -443,6 +453,7 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             budget_left=self.model.budget - st.num_questions,
             scores=self._last_scores,
             cost=st.cost,
+            replies=self._replies,
         )
 
     def _pick_row(self, options: dict[str, Any] | None) -> int:

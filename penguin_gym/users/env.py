@@ -6,17 +6,17 @@ default, as the faithful v2 ids). The faithful ids are unchanged.
 
 from __future__ import annotations
 
-from typing import Any, SupportsFloat
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from penguin_gym.data import ATTRIBUTES, NUM_ATTRIBUTES
-from penguin_gym.dialogue import DOMAIN_ONEHOT, STEPS_LEFT, scenario_texts, transcript
+from penguin_gym.dialogue import DOMAIN_ONEHOT, STEPS_LEFT, scenario_texts
 from penguin_gym.env import PenguinEnv
 from penguin_gym.model import CostSpec
-from penguin_gym.rules import MASK_BITS, safety_of
+from penguin_gym.rules import MASK_BITS
 from penguin_gym.users.model import GuardedModel, GuardedState
 from penguin_gym.users.params import GuardedParams
 
@@ -86,7 +86,7 @@ class GuardedPenguinEnv(PenguinEnv):
         space["hedged"] = spaces.MultiBinary(NUM_ATTRIBUTES)
         self.observation_space = spaces.Dict(space)  # type: ignore[assignment]
         self.state: GuardedState | None = None  # type: ignore[assignment]
-        self._replies: list[tuple[str, str]] = []
+        self._replies = []
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -100,64 +100,27 @@ class GuardedPenguinEnv(PenguinEnv):
         info.update(scenario_texts(self.scenarios[row], ()))
         return self._obs(self.state), info
 
-    def step(self, action: Any) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
-        prev = self.state
-        if prev is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
-        tr = self.model.step(prev, action)
-        state: GuardedState = tr.state  # type: ignore[assignment]
-        self.state = state
-        sc = self.scenarios[state.row]
-        info: dict[str, Any] = {
-            "scenario_id": sc.id,
-            "question_cost": state.cost - prev.cost,
-            "total_cost": state.cost,
-            "num_questions": len(state.order),
-            "reward_terms": tr.reward_terms,
-            "invalid_action": tr.invalid,
-        }
+    def _add_answer(self, info: dict[str, Any], prev: GuardedState, state: GuardedState) -> None:  # type: ignore[override]
         kind = self.model.reply(prev, state)
-        if kind is not None:
-            a = state.order[-1]
-            text = {
-                "answered": sc.profile[ATTRIBUTES[a]],
-                "hedged": self.user.hedge_texts[a],
-                "declined": DECLINE_TEXT,
-                "left": LEFT_TEXT,
-            }[kind]
-            self._replies.append((kind, text))
-            info["reply"] = kind
-            info["answer"] = text
-        if tr.terminated:
-            self._last_scores = s = tr.scores
-            assert s is not None
-            info.update(scenario_texts(sc, state.order, self._replies))
-            r, e, p = s.tolist()
-            info["risk_sensitivity"] = r
-            info["emotional_empathy"] = e
-            info["personalization"] = p
-            info["safety"] = safety_of(r, e, p)
-            info["questions"] = [ATTRIBUTES[i] for i in state.order]
-            info["declined"] = [ATTRIBUTES[i] for i in state.order if state.declined >> i & 1]
-            info["hedged"] = [ATTRIBUTES[i] for i in state.order if state.hedged >> i & 1]
-            info["user_left"] = state.left
-            info["forced_answer"] = tr.forced_answer
-            info["missed_high_risk"] = self.model.missed_high_risk(state)  # type: ignore[arg-type]
-            info["undisclosed_high_risk"] = self.model.undisclosed_high_risk(state)
-        return self._obs(state), tr.reward, tr.terminated, False, info
+        assert kind is not None
+        a = state.order[-1]
+        text = {
+            "answered": self.scenarios[state.row].profile[ATTRIBUTES[a]],
+            "hedged": self.user.hedge_texts[a],
+            "declined": DECLINE_TEXT,
+            "left": LEFT_TEXT,
+        }[kind]
+        assert self._replies is not None
+        self._replies.append((kind, text))
+        info["reply"] = kind
+        info["answer"] = text
 
-    def transcript(self) -> str:
-        assert self.state is not None
-        st = self.state
-        return transcript(
-            self.scenarios[st.row],
-            st.order,
-            done=st.done,
-            budget_left=self.model.budget - st.num_questions,
-            scores=self._last_scores,
-            cost=st.cost,
-            replies=self._replies,
-        )
+    def _add_final(self, info: dict[str, Any], tr: Any, state: GuardedState) -> None:  # type: ignore[override]
+        super()._add_final(info, tr, state)
+        info["declined"] = [ATTRIBUTES[i] for i in state.order if state.declined >> i & 1]
+        info["hedged"] = [ATTRIBUTES[i] for i in state.order if state.hedged >> i & 1]
+        info["user_left"] = state.left
+        info["undisclosed_high_risk"] = self.model.undisclosed_high_risk(state)
 
     def _obs(self, state: GuardedState) -> dict[str, np.ndarray]:  # type: ignore[override]
         row = state.row
