@@ -21,7 +21,7 @@ which is this module's one approximation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ def _distress(belief: ProfileBelief, user: Any) -> np.ndarray:
     return d
 
 
-def evidence(belief: ProfileBelief, dialogue: Dialogue, user: Any):  # type: ignore[no-untyped-def]
+def evidence(belief: ProfileBelief, dialogue: Dialogue, user: Any) -> Callable[[np.ndarray], np.ndarray]:
     """The replies' log-likelihood per particle, as ``ProfileBelief.weights``'s ``evidence``."""
     declined, told = dialogue.declined, dialogue.told_mask
     rapport = bool(told >> user.rapport_after & 1)

@@ -19,7 +19,6 @@ and two agents that ask the same user the same question get the same reply (comm
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -83,10 +82,6 @@ class GuardedState(NamedTuple):
     def answered(self) -> int:
         """Questions answered fully."""
         return self.asked & ~self.unanswered & ~self.hedged
-
-
-def _sig(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
 
 
 class GuardedModel(EpisodeModel):
