@@ -81,6 +81,15 @@ class PPOAgent:
         """Check that the context's observations fit the policy (the query features' size)."""
         space = context.observation_space
         want = self.model.observation_space
+        if space is not None and not self._flat and hasattr(space, "spaces") and hasattr(want, "spaces"):
+            missing, extra = sorted(set(want.spaces) - set(space.spaces)), sorted(set(space.spaces) - set(want.spaces))
+            if missing or extra:
+                trained = (self.trained_on or {}).get("env_id", "another env")
+                raise ConfigError(
+                    f"the policy was trained on {trained}, whose observations differ from {context.env_id}'s "
+                    f"(keys the env lacks: {missing}; keys the policy never saw: {extra}): a guarded-track policy "
+                    "plays the guarded ids (Penguin-<Domain>-Guarded-v0), a faithful one the v2 ids"
+                )
         if space is not None:
             have = space["query"].shape[0] if hasattr(space, "spaces") and "query" in space.spaces else None
             need = want.shape[0] - _FLAT_EXTRA if self._flat else want["query"].shape[0]

@@ -186,3 +186,17 @@ def test_a_checkpoint_records_its_training_split_and_is_refused_on_it(trained: T
     assert evaluate(loaded, ENV_ID, episodes=5, seed=0).meta["trained_on"]["split"] == "train"
     with pytest.raises(LeakageError, match=r"trained on split 'train'.*\['train'\] users"):
         evaluate(loaded, ENV_ID, episodes=5, seed=0, split="train")
+
+
+def test_a_policy_trains_on_the_guarded_track_and_plays_only_there(trained: TrainResult) -> None:
+    # the faithful policy on a guarded id: refused, naming the observation keys it never saw
+    with pytest.raises(ConfigError, match=r"keys the policy never saw: \['declined', 'hedged'\]"):
+        evaluate(trained.agent, "Penguin-Health-Guarded-v0", episodes=2, seed=0, split="test")
+    cfg = PPOConfig(n_envs=4, n_steps=32, batch_size=64)
+    guarded = train("Penguin-Health-Guarded-v0", 256, seed=0, config=cfg, eval_freq=0)
+    assert set(guarded.model.observation_space.spaces) >= {"declined", "hedged"}
+    assert guarded.agent.trained_on["env_id"] == "Penguin-Health-Guarded-v0"
+    res = evaluate(guarded.agent, "Penguin-Health-Guarded-v0", episodes=5, seed=0, split="test")
+    assert len(res.rows) == 5 and all(r.declined is not None for r in res.rows)
+    with pytest.raises(ConfigError, match=r"keys the env lacks: \['declined', 'hedged'\]"):
+        evaluate(guarded.agent, "Penguin-Health-v2", episodes=2, seed=0, split="test")
