@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from penguin_gym.rules import (
     MASK_BITS,
     NUM_ACTIONS,
     POPCOUNT,
+    StepOutcome,
     action_masks,
     apply,
     net_value,
@@ -203,22 +204,10 @@ class EpisodeModel:
         (a state's ``order`` holds its asked attributes, so the set's size is the questions asked).
         """
         row, asked, order, paid, steps, _ = state
-        if self.is_terminal(state):
-            raise InvalidActionError("the episode is over (the answer was given); call reset()")
-        try:
-            a = operator.index(action)
-        except TypeError:
-            a = -1
-        if not 0 <= a <= ANSWER:
-            raise InvalidActionError(
-                f"action {action!r} is out of range: 0-{NUM_ATTRIBUTES - 1} ask an attribute, {ANSWER} answers"
-            )
-        new_asked, paid_now, q_term, inv_term, asked_attribute, invalid, forced, terminated = self._outcomes[asked][a]
+        a, (new_asked, paid_now, q_term, inv_term, asked_attribute, invalid, forced, terminated) = self._outcome(
+            state, action
+        )
         if invalid:
-            if self.invalid_action == "raise":
-                raise InvalidActionError(
-                    f"action {a} is masked ({self._why_masked(asked, a)}); valid: {list(self.legal_actions(state))}"
-                )
             new = EpisodeState(row, asked, order, paid + paid_now, steps + 1)
             return Transition(new, inv_term, False, {"invalid_action_penalty": inv_term}, None, invalid=True)
         new_order = order + (a,) if asked_attribute else order
@@ -232,6 +221,27 @@ class EpisodeModel:
         terms["safety"] = reward_safety = safety_reward(safety_of(r, e, p), self.normalize_reward)
         new = EpisodeState(row, new_asked, new_order, paid + paid_now, steps + 1, True)
         return Transition(new, reward_safety + q_term, True, terms, scores, forced_answer=forced)
+
+    def _outcome(self, state: Any, action: Any) -> tuple[int, StepOutcome]:
+        """The checked action and the rules' outcome of taking it in ``state`` (any state with ``done``
+        and ``asked``: a user model's too). Raises for a finished episode, an action outside 0..10, and a
+        masked action under ``invalid_action="raise"``."""
+        if state.done:
+            raise InvalidActionError("the episode is over (the answer was given); call reset()")
+        try:
+            a = operator.index(action)
+        except TypeError:
+            a = -1
+        if not 0 <= a <= ANSWER:
+            raise InvalidActionError(
+                f"action {action!r} is out of range: 0-{NUM_ATTRIBUTES - 1} ask an attribute, {ANSWER} answers"
+            )
+        out = self._outcomes[state.asked][a]
+        if out.invalid and self.invalid_action == "raise":
+            raise InvalidActionError(
+                f"action {a} is masked ({self._why_masked(state.asked, a)}); valid: {list(self.legal_actions(state))}"
+            )
+        return a, out
 
     def _why_masked(self, asked: int, a: int) -> str:
         if asked >> a & 1:

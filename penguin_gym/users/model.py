@@ -19,17 +19,16 @@ and two agents that ask the same user the same question get the same reply (comm
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from penguin_gym.data.schema import ATTRIBUTES, NUM_ATTRIBUTES, Scenario
-from penguin_gym.error import ConfigError, InvalidActionError
+from penguin_gym.error import ConfigError
 from penguin_gym.judges.base import Judge
 from penguin_gym.model import CostSpec, EpisodeModel, InvalidActionPolicy, Transition, parse_costs
-from penguin_gym.rules import ANSWER, MASK_BITS, NUM_SETS, safety_of, safety_reward
+from penguin_gym.rules import MASK_BITS, NUM_SETS, safety_of, safety_reward
 from penguin_gym.users.params import GuardedParams, load_params
 
 #: What the user did with a question (``info["reply"]``).
@@ -169,24 +168,10 @@ class GuardedModel(EpisodeModel):
     # -- the step -----------------------------------------------------------------------------------
     def step(self, state: GuardedState, action: int) -> Transition:  # type: ignore[override]
         """Apply ``action``: the faithful rules for legality and cost, then the user's reply."""
-        if state.done:
-            raise InvalidActionError("the episode is over (the answer was given); call reset()")
-        try:
-            a = operator.index(action)
-        except TypeError:
-            a = -1
-        if not 0 <= a <= ANSWER:
-            raise InvalidActionError(
-                f"action {action!r} is out of range: 0-{NUM_ATTRIBUTES - 1} ask an attribute, {ANSWER} answers"
-            )
-        new_asked, paid_now, q_term, inv_term, asked_attribute, invalid, forced, terminated = self._outcomes[
-            state.asked
-        ][a]
+        a, (new_asked, paid_now, q_term, inv_term, asked_attribute, invalid, forced, terminated) = self._outcome(
+            state, action
+        )
         if invalid:
-            if self.invalid_action == "raise":
-                raise InvalidActionError(
-                    f"action {a} is masked ({self._why_masked(state.asked, a)}); valid: {list(self.legal_actions(state))}"  # type: ignore[arg-type]
-                )
             new = state._replace(cost=state.cost + paid_now, steps=state.steps + 1)
             return Transition(new, inv_term, False, {"invalid_action_penalty": inv_term}, None, invalid=True)  # type: ignore[arg-type]
         terms = {"question_cost": q_term}
