@@ -141,6 +141,18 @@ class DialogueAgent:
         self._last_action = None
 
     def act(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> int:
+        self.observe(obs, info)
+        action = int(self.choose(obs))
+        self._last_action = action
+        return action
+
+    def observe(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any], action: int | None = None) -> None:
+        """Update ``self.dialogue`` with a step's observation and info (``act`` does it before choosing).
+
+        ``action``: the action that led here when someone else chose it (``None``: this agent's last).
+        """
+        if action is not None:
+            self._last_action = int(action)
         d = self.dialogue
         asked = np.flatnonzero(np.asarray(obs["asked"]))
         new = [int(a) for a in asked if int(a) not in d.order]
@@ -158,9 +170,6 @@ class DialogueAgent:
             d.declined = int(np.asarray(obs["declined"]) @ (1 << np.arange(NUM_ATTRIBUTES)))
             d.hedged = int(np.asarray(obs["hedged"]) @ (1 << np.arange(NUM_ATTRIBUTES)))
         d.budget_left = int(round(float(np.asarray(obs["steps_left"]).reshape(-1)[0]) * NUM_ATTRIBUTES))
-        action = int(self.choose(obs))
-        self._last_action = action
-        return action
 
     def choose(self, obs: Mapping[str, np.ndarray]) -> int:
         raise NotImplementedError

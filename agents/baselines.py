@@ -169,32 +169,33 @@ class GreedyAgent(DialogueAgent):
             self._auto = True
 
     def choose(self, obs: Mapping[str, np.ndarray]) -> int:
+        cands, now, asks = self.action_values()
+        if not cands:
+            return ANSWER
+        best = int(np.argmax(asks))
+        return cands[best] if asks[best] > now else ANSWER
+
+    def action_values(self, *, exclude: str = "") -> tuple[list[int], float, np.ndarray]:
+        """``(candidates, value of answering now, value of asking each candidate then answering)`` for the
+        dialogue so far, in the reward's units: what ``choose`` compares. ``candidates`` are the
+        attributes it may ask (none when the budget or ``max_questions`` is spent). ``exclude``: a
+        scenario id whose particle the belief leaves out (``ProfileBelief.weights``)."""
         if self.belief is None:
             raise ConfigError("GreedyAgent has no value model: call fit(scenarios, judge) or setup(context)")
         d = self.dialogue
         asked = d.asked_mask
         cap = d.budget_left if self.max_questions is None else min(d.budget_left, self.max_questions - len(d.order))
-        if cap <= 0:
-            return ANSWER
-        cands = [a for a in range(NUM_ATTRIBUTES) if not asked >> a & 1]
-        if not cands:
-            return ANSWER
+        cands = [a for a in range(NUM_ATTRIBUTES) if not asked >> a & 1] if cap > 0 else []
         user = None if self.agent_context is None else self.agent_context.user
         if user is not None and self.use_user_model:  # the guarded track (agents.guarded)
-            idx, w = guarded.weights(self.belief, d, user)
+            idx, w = guarded.weights(self.belief, d, user, exclude=exclude)
             now, asks = guarded.question_values(self.belief, d, user, self.costs, cands, idx, w)
-            best = int(np.argmax(asks))
-            return cands[best] if asks[best] > now else ANSWER
-        if d.declined:  # blind to the user model: a declined question told nothing
-            told = d.told_mask
-            idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, told)
-            vals = self.belief.expected(idx, w, [told] + [told | 1 << a for a in cands])
-            best = int(np.argmax(vals[1:]))
-            return cands[best] if vals[1 + best] > vals[0] else ANSWER
-        idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, asked)
-        vals = self.belief.expected(idx, w, [asked] + [asked | 1 << a for a in cands])
-        best = int(np.argmax(vals[1:]))
-        return cands[best] if vals[1 + best] > vals[0] else ANSWER
+            return cands, float(now), asks
+        # blind to the user model, a declined question told nothing; on the faithful track told == asked
+        told = d.told_mask if d.declined else asked
+        idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, told, exclude=exclude)
+        vals = self.belief.expected(idx, w, [told] + [told | 1 << a for a in cands])
+        return cands, float(vals[0]), vals[1:]
 
     def expected_gains(self) -> dict[str, float]:
         """Expected net gain of asking each remaining attribute now (for inspection)."""

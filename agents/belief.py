@@ -162,6 +162,7 @@ class ProfileBelief:
         self.budget = int(budget)
         self.judge_name = judge_name
         self._by_domain = {d: np.flatnonzero(self.domains == d) for d in range(len(DOMAINS))}
+        self._index = {sid: i for i, sid in enumerate(self.ids)}
 
     @classmethod
     def fit(
@@ -212,6 +213,7 @@ class ProfileBelief:
         hedged: int = 0,
         hedge_sd: float = 0.0,
         evidence: Callable[[np.ndarray], np.ndarray] | None = None,
+        exclude: str = "",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Particles of ``domain`` and their normalized weights given what was observed.
 
@@ -225,6 +227,8 @@ class ProfileBelief:
                 noise of sd ``hedge_sd`` (their kernel widens to ``sqrt(sigma^2 + hedge_sd^2)``).
             evidence: The guarded track: more log-likelihood per particle, ``evidence(idx) -> (len(idx),)``
                 (what the user's declines say).
+            exclude: A scenario id whose particle is left out (leave-one-out: a training user's own
+                particle would tell its exact scores); ``""``: none.
 
         Returns:
             ``(idx, w)``: particle indices and weights summing to 1.
@@ -246,6 +250,12 @@ class ProfileBelief:
                 logw = logw - (diff**2).sum(axis=1) / (2 * c.sigma**2)
         if evidence is not None:
             logw = logw + evidence(idx)
+        if exclude:
+            own = self._index.get(exclude)
+            if own is not None:
+                hit = idx == own
+                if hit.any() and len(idx) > 1:
+                    logw = np.where(hit, -np.inf, logw)
         w = np.exp(logw - logw.max())
         return idx, w / w.sum()
 

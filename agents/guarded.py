@@ -60,8 +60,11 @@ def evidence(belief: ProfileBelief, dialogue: Dialogue, user: Any) -> Callable[[
     return loglik
 
 
-def weights(belief: ProfileBelief, dialogue: Dialogue, user: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The belief's particles and weights given everything the guarded user said and did not say."""
+def weights(
+    belief: ProfileBelief, dialogue: Dialogue, user: Any, *, exclude: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The belief's particles and weights given everything the guarded user said and did not say
+    (``exclude``: a scenario id left out, as in ``ProfileBelief.weights``)."""
     d = dialogue
     return belief.weights(
         d.domain_index,
@@ -72,6 +75,7 @@ def weights(belief: ProfileBelief, dialogue: Dialogue, user: Any) -> tuple[np.nd
         hedged=d.hedged,
         hedge_sd=float(user.hedge_noise_sd),
         evidence=evidence(belief, d, user),
+        exclude=exclude,
     )
 
 
