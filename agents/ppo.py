@@ -32,13 +32,28 @@ from penguin_gym.error import ConfigError, DependencyNotInstalled
 try:
     import torch
     from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise DependencyNotInstalled(
         'agents.ppo needs torch, stable-baselines3 and sb3-contrib: pip install "penguin-gym[train]"'
     ) from e
 
 logger = logging.getLogger(__name__)
+
+
+#: What an advised policy (``advice="greedy"``) trains with, unless told otherwise: it starts as greedy,
+#: so it learns slowly (a tenth of the plain rate, decaying to 0), without an entropy bonus (which would
+#: flatten the prior it starts from), from a sharp prior (``beta`` 40 logits per judge point). Tuned on
+#: ``Penguin-Health-Guarded-v0``, 65k steps (``benchmarks/ppo_oracle.py``): with the plain defaults
+#: (lr 1e-3, ent_coef 0.01, beta 20) the policy starts at greedy's 0.967 normalized and drifts to 0.961;
+#: with these it ends at +0.006, -0.001 and +0.002 of greedy on seeds 0-2. A critic warm-up
+#: (``critic_warmup=4``) gave +0.002, -0.001 and +0.002: no better, so it is off.
+ADVISED_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-4,
+    "lr_schedule": "linear",
+    "ent_coef": 0.0,
+    "advice_scale": 40.0,
+}
 
 
 @dataclass
@@ -54,7 +69,9 @@ class PPOConfig:
         n_steps: Steps per sub-env per rollout (the rollout holds ``n_envs * n_steps`` transitions).
         batch_size: Minibatch size of the PPO update.
         n_epochs: Passes over each rollout.
-        learning_rate: Adam step size.
+        learning_rate: Adam step size (at the start, with ``lr_schedule="linear"``).
+        lr_schedule: ``"constant"``, or ``"linear"``: decays to 0 at the end of training (a run's
+            last updates then barely move the policy, so its final policy is its settled one).
         gamma: Discount; 1.0 because episodes are short and question costs are explicit.
         gae_lambda: GAE's lambda.
         clip_range: PPO's clipping.
@@ -68,6 +85,15 @@ class PPOConfig:
         num_threads: ``torch.set_num_threads`` during training (small MLPs run fastest on 1 thread;
             ``None`` leaves torch's setting).
         device: Torch device.
+        advice: ``"greedy"``: the observation adds greedy's value estimate of every action
+            (``agents.advice``), which the policy learns to follow or overrule; ``None`` (default): the
+            env's observation only. The advice follows each dialogue, so the training env is SB3's
+            ``DummyVecEnv`` of single envs (slower per step than the batched env). The policy is then
+            ``agents.ppo_policy.AdvisedPolicy``: its logits add ``beta`` times the advice's gains.
+        advice_scale: The initial ``beta`` (logits per judge point of expected gain; learned).
+        critic_warmup: Rollouts, at the start, whose updates train the value net only (the actor is
+            frozen): an advised policy starts as greedy, and a policy gradient on an untrained critic's
+            advantages would move it away at random. 0: none.
     """
 
     n_envs: int = 32
@@ -75,6 +101,7 @@ class PPOConfig:
     batch_size: int = 512
     n_epochs: int = 4
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     gamma: float = 1.0
     gae_lambda: float = 0.95
     clip_range: float = 0.2
@@ -86,6 +113,14 @@ class PPOConfig:
     flatten: bool = False
     num_threads: int | None = 1
     device: str = "cpu"
+    advice: str | None = None
+    advice_scale: float = 20.0
+    critic_warmup: int = 0
+
+    @classmethod
+    def advised(cls, advice: str = "greedy", **overrides: Any) -> PPOConfig:
+        """A config for a policy with ``advice``: ``ADVISED_DEFAULTS``, then ``overrides``."""
+        return cls(**{**ADVISED_DEFAULTS, "advice": advice, **overrides})
 
     def __post_init__(self) -> None:
         for name in ("n_envs", "n_steps", "batch_size", "n_epochs"):
@@ -98,6 +133,8 @@ class PPOConfig:
             )
         if not self.learning_rate > 0:
             raise ConfigError(f"PPOConfig.learning_rate = {self.learning_rate} must be > 0")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ConfigError(f"PPOConfig.lr_schedule = {self.lr_schedule!r} must be 'constant' or 'linear'")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ConfigError(f"PPOConfig gamma = {self.gamma} and gae_lambda = {self.gae_lambda} must be in [0, 1]")
         if self.ent_coef < 0 or self.vf_coef < 0 or self.clip_range <= 0:
@@ -107,6 +144,17 @@ class PPOConfig:
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError(f"PPOConfig.num_threads = {self.num_threads} must be >= 1 (or None)")
         self.net_arch = tuple(int(h) for h in self.net_arch)
+        if self.advice is not None:
+            from agents.advice import ADVICE_KINDS
+
+            if self.advice not in ADVICE_KINDS:
+                raise ConfigError(f"PPOConfig.advice = {self.advice!r} must be one of {list(ADVICE_KINDS)} or None")
+            if self.flatten:
+                raise ConfigError("PPOConfig.advice needs the Dict observation: flatten=False (MultiInputPolicy)")
+        if self.critic_warmup < 0:
+            raise ConfigError(f"PPOConfig.critic_warmup = {self.critic_warmup} must be >= 0 (rollouts)")
+        if not self.advice_scale > 0:
+            raise ConfigError(f"PPOConfig.advice_scale = {self.advice_scale} must be > 0")
 
 
 @dataclass
@@ -196,11 +244,17 @@ def train(
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
     try:
-        venv = make_sb3_vec_env(env_id, cfg.n_envs, seed=seed, flatten=cfg.flatten, **kwargs)
+        venv = make_sb3_vec_env(env_id, cfg.n_envs, seed=seed, flatten=cfg.flatten, advice=cfg.advice, **kwargs)
+        policy: Any = "MlpPolicy" if cfg.flatten else "MultiInputPolicy"
+        policy_kwargs: dict[str, Any] = {"net_arch": list(cfg.net_arch)}
+        if cfg.advice is not None:
+            from agents.ppo_policy import AdvisedPolicy
+
+            policy, policy_kwargs["advice_scale"] = AdvisedPolicy, cfg.advice_scale
         model = MaskablePPO(
-            "MlpPolicy" if cfg.flatten else "MultiInputPolicy",
+            policy,
             venv,
-            learning_rate=cfg.learning_rate,
+            learning_rate=cfg.learning_rate if cfg.lr_schedule == "constant" else _linear(cfg.learning_rate),
             n_steps=cfg.n_steps,
             batch_size=cfg.batch_size,
             n_epochs=cfg.n_epochs,
@@ -210,7 +264,7 @@ def train(
             ent_coef=cfg.ent_coef,
             vf_coef=cfg.vf_coef,
             max_grad_norm=cfg.max_grad_norm,
-            policy_kwargs={"net_arch": list(cfg.net_arch)},
+            policy_kwargs=policy_kwargs,
             seed=seed,
             device=cfg.device,
             verbose=verbose,
@@ -242,6 +296,8 @@ def train(
                     name_prefix="ppo",
                 )
             )
+        if cfg.critic_warmup:
+            cbs.append(CriticWarmup(cfg.critic_warmup))
         cbs.extend(callbacks)
         start = time.perf_counter()
         model.learn(total_timesteps=int(timesteps), callback=CallbackList(cbs), progress_bar=progress_bar)
@@ -266,6 +322,52 @@ def train(
     )
 
 
+class CriticWarmup(BaseCallback):
+    """Freezes the actor (the policy head, its MLP branch and an advised policy's ``beta``) for the
+    updates after the first ``rollouts`` rollouts, so they train the value net alone."""
+
+    def __init__(self, rollouts: int) -> None:
+        super().__init__()
+        self.rollouts = int(rollouts)
+        self._seen = 0
+
+    def _actor(self) -> list[Any]:
+        policy: Any = self.model.policy
+        params = list(policy.action_net.parameters()) + list(policy.mlp_extractor.policy_net.parameters())
+        if not policy.share_features_extractor:
+            params += list(policy.pi_features_extractor.parameters())
+        beta = getattr(policy, "log_advice_scale", None)
+        return params + ([beta] if beta is not None else [])
+
+    def _on_training_start(self) -> None:
+        for p in self._actor():
+            p.requires_grad_(False)
+
+    def _on_rollout_end(self) -> None:  # SB3 calls it before the rollout's update
+        self._seen += 1
+        if self._seen == self.rollouts + 1:
+            for p in self._actor():
+                p.requires_grad_(True)
+
+    def _on_training_end(self) -> None:  # a run shorter than the warmup leaves nothing frozen
+        for p in self._actor():
+            p.requires_grad_(True)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class _linear:
+    """SB3's learning-rate schedule (``progress_remaining`` 1 -> 0) decaying ``rate`` to 0; a class, not
+    a closure, so a saved model's schedule pickles by reference."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = float(rate)
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.rate * progress_remaining
+
+
 def trained_on(env_id: str, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The record of what a policy is trained on: the env id, the split (``None``: both) and the data."""
     source = env_kwargs.get("source", "synthetic")
@@ -286,6 +388,7 @@ def config_dict(config: PPOConfig) -> dict[str, Any]:
 
 
 __all__ = [
+    "ADVISED_DEFAULTS",
     "PPOAgent",
     "PPOConfig",
     "PenguinEvalCallback",

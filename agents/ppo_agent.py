@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from agents.advice import ADVICE_KEY
 from agents.context import AgentContext
 from penguin_gym.data import DOMAINS, NUM_ATTRIBUTES
 from penguin_gym.error import ConfigError, DependencyNotInstalled
@@ -67,6 +68,13 @@ class PPOAgent:
         recorded = trained_on if trained_on is not None else getattr(model, TRAINED_ON_ATTR, None)
         self.trained_on: dict[str, Any] | None = dict(recorded) if recorded is not None else None
         self._flat = isinstance(model.observation_space, spaces.Box)
+        # A policy trained with advice features (``PPOConfig.advice``) computes them as it plays.
+        self._advice: Any = None
+        if not self._flat and ADVICE_KEY in getattr(model.observation_space, "spaces", {}):
+            from agents.advice import GreedyAdvice
+
+            self._advice = GreedyAdvice()
+        self._last: int | None = None
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu", deterministic: bool = True, name: str = "ppo") -> PPOAgent:
@@ -77,12 +85,19 @@ class PPOAgent:
         model = MaskablePPO.load(str(p), device=device)
         return cls(model, deterministic=deterministic, name=name)
 
+    @property
+    def advice(self) -> str | None:
+        """The advice the policy reads (``"greedy"``, ``agents.advice``), or ``None``."""
+        return None if self._advice is None else str(self._advice.name)
+
     def setup(self, context: AgentContext) -> None:
-        """Check that the context's observations fit the policy (the query features' size)."""
+        """Check that the context's observations fit the policy (the query features' size); a policy
+        trained with advice sets its advice up on the context (the training split, costs, user model)."""
         space = context.observation_space
         want = self.model.observation_space
         if space is not None and not self._flat and hasattr(space, "spaces") and hasattr(want, "spaces"):
-            missing, extra = sorted(set(want.spaces) - set(space.spaces)), sorted(set(space.spaces) - set(want.spaces))
+            wanted = set(want.spaces) - {ADVICE_KEY}  # the agent computes the advice itself
+            missing, extra = sorted(wanted - set(space.spaces)), sorted(set(space.spaces) - set(want.spaces))
             if missing or extra:
                 trained = (self.trained_on or {}).get("env_id", "another env")
                 raise ConfigError(
@@ -98,6 +113,8 @@ class PPOAgent:
                     f"the env's query features have {have} dimensions but the policy was trained on {need}: "
                     "make the env with the featurizer used in training (e.g. featurizer='hashing' or 'embedding')"
                 )
+        if self._advice is not None:
+            self._advice.setup(context)
 
     def seed(self, seed: int) -> None:
         """Seed the sampling of a stochastic agent (``deterministic=False``; SB3 seeds the global torch
@@ -107,20 +124,33 @@ class PPOAgent:
             self.model.set_random_seed(int(seed))
 
     def reset(self, info: Mapping[str, Any]) -> None:
-        """Nothing to reset: the policy is memoryless (the observation holds the dialogue state)."""
+        """Start an episode. The policy is memoryless (the observation holds the dialogue state); a
+        policy with advice starts the advice's dialogue."""
+        self._last = None
+        if self._advice is not None:
+            self._advice.reset(info)
 
     def act(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> int:
         mask = masks_from_obs(obs)
         x: Any = flatten_observation(dict(obs)) if self._flat else dict(obs)
+        if self._advice is not None:
+            x[ADVICE_KEY] = self._advice(obs, info, self._last)
         action, _ = self.model.predict(x, action_masks=mask, deterministic=self.deterministic)
-        return int(np.asarray(action).reshape(-1)[0])
+        self._last = int(np.asarray(action).reshape(-1)[0])
+        return self._last
 
     def act_batch(self, obs: Mapping[str, np.ndarray], masks: np.ndarray | None = None) -> np.ndarray:
         """Actions for a batch of observations ``(N, ...)`` (a ``PenguinVectorEnv``'s), int64 ``(N,)``.
 
         Rows whose mask has no valid action (finished episodes awaiting autoreset) get ``ANSWER``,
-        which the vector env ignores.
+        which the vector env ignores. A policy with advice plays through ``act`` (its advice follows
+        each dialogue); ``act_batch`` refuses it.
         """
+        if self._advice is not None:
+            raise ConfigError(
+                "this policy reads advice features, which follow each dialogue: play it episode by episode "
+                "(agents.evaluate, or reset/act), not with act_batch"
+            )
         masks = masks_from_obs(obs) if masks is None else np.asarray(masks, dtype=bool)
         empty = ~masks.any(axis=1)
         if empty.any():

@@ -172,6 +172,7 @@ def make_sb3_vec_env(
     seed: int | None = None,
     flatten: bool = False,
     monitor: bool = True,
+    advice: str | None = None,
     **env_kwargs: Any,
 ) -> VecEnv:
     """An SB3 ``VecEnv`` of ``n_envs`` penguin episodes, stepped as one ``PenguinVectorEnv``.
@@ -182,12 +183,23 @@ def make_sb3_vec_env(
         seed: Seeds the first reset (sub-env ``i`` gets ``seed + i``).
         flatten: Flat float32 ``Box`` observations for ``"MlpPolicy"`` (see ``PenguinSB3VecEnv``).
         monitor: Wrap in SB3's ``VecMonitor`` (episode returns and lengths in ``infos[i]["episode"]``).
+        advice: ``"greedy"``: add greedy's value estimates to the observation (``agents.advice``); the
+            advice follows each dialogue, so the sub-envs are single envs in SB3's ``DummyVecEnv``.
         **env_kwargs: ``PenguinEnv`` keywords (``split``, ``judge``, ``question_cost``, ``budget``, ...).
     """
     from penguin_gym.registration import env_track
 
-    if env_track(env_id) == "guarded":  # no batched vector env yet: SB3's DummyVecEnv of single envs
-        return _dummy_vec_env(env_id, n_envs, seed=seed, flatten=flatten, monitor=monitor, **env_kwargs)
+    if advice is not None:
+        from agents.advice import ADVICE_KINDS
+
+        if advice not in ADVICE_KINDS:
+            raise ConfigError(f"advice = {advice!r} is not one of {list(ADVICE_KINDS)} (or None)")
+        if flatten:
+            raise ConfigError("advice features need the Dict observation: use flatten=False (MultiInputPolicy)")
+    if advice is not None or env_track(env_id) == "guarded":
+        # no batched vector env for the guarded track yet, and advice follows each dialogue: SB3's
+        # DummyVecEnv of single envs
+        return _dummy_vec_env(env_id, n_envs, seed=seed, flatten=flatten, monitor=monitor, advice=advice, **env_kwargs)
     venv = gym.make_vec(
         env_id,
         num_envs=n_envs,
@@ -208,7 +220,14 @@ def make_sb3_vec_env(
 
 
 def _dummy_vec_env(
-    env_id: str, n_envs: int, *, seed: int | None, flatten: bool, monitor: bool, **env_kwargs: Any
+    env_id: str,
+    n_envs: int,
+    *,
+    seed: int | None,
+    flatten: bool,
+    monitor: bool,
+    advice: str | None = None,
+    **env_kwargs: Any,
 ) -> VecEnv:
     """``n_envs`` single envs of ``env_id`` in SB3's ``DummyVecEnv`` (masks through ``env_method``)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
@@ -217,9 +236,18 @@ def _dummy_vec_env(
 
     # one featurizer for all sub-envs (a sentence-embedding model is loaded once, not n_envs times)
     env_kwargs = {**env_kwargs, "featurizer": make_featurizer(env_kwargs.get("featurizer", "hashing"))}
+    shared: dict[str, Any] = {}
 
     def make() -> gym.Env:
         env = gym.make(env_id, **env_kwargs)
+        if advice is not None:
+            from agents.advice import AdviceObservation
+            from agents.context import AgentContext
+
+            # one agent context (the training split, loaded once) for every sub-env's advice
+            if "context" not in shared:
+                shared["context"] = AgentContext.from_env(env)
+            return AdviceObservation(env, context=shared["context"])
         return gym.wrappers.FlattenObservation(env) if flatten else env
 
     env: VecEnv = DummyVecEnv([make for _ in range(n_envs)])
