@@ -51,8 +51,13 @@ class Args(TrackingArgs):
     n_steps: int = arg(64, "steps per sub-env per rollout")
     batch_size: int = arg(512, "PPO minibatch size")
     n_epochs: int = arg(4, "passes over each rollout")
-    learning_rate: float = arg(1e-3, "Adam step size")
-    ent_coef: float = arg(0.01, "entropy bonus")
+    learning_rate: float | None = arg(None, "Adam step size (default 1e-3; with --advice 1e-4, decaying to 0)")
+    ent_coef: float | None = arg(None, "entropy bonus (default 0.01; with --advice 0)")
+    advice: str | None = arg(
+        None,
+        "greedy: the policy also reads greedy's value estimate of every action and starts as greedy "
+        "(agents.advice); default: the env's observation only",
+    )
     gamma: float = arg(1.0, "discount (1: short episodes with explicit question costs)")
     net_arch: tuple[int, ...] = arg((64, 64), "hidden layer sizes of the policy and value MLPs", metavar="N")
     flatten: bool = arg(False, "flatten the observation and use an MLP policy instead of the Dict policy")
@@ -103,6 +108,12 @@ class Args(TrackingArgs):
             raise ConfigError(f"--cost = {self.cost} must be >= 0")
         if self.budget is not None and not 0 <= self.budget <= 10:
             raise ConfigError(f"--budget = {self.budget} must be between 0 and 10")
+        from agents.advice import ADVICE_KINDS
+
+        if self.advice is not None and self.advice not in ADVICE_KINDS:
+            raise ConfigError(f"--advice = {self.advice!r} must be one of {list(ADVICE_KINDS)} (or left out)")
+        if self.advice is not None and self.flatten:
+            raise ConfigError("--advice needs the Dict observation: drop --flatten")
         self.net_arch = tuple(self.net_arch)
 
     def env_kwargs(self) -> dict[str, Any]:
@@ -164,19 +175,20 @@ def run(args: Args) -> dict[str, Any]:
     except ImportError as e:
         raise DependencyNotInstalled(f'train-ppo needs pip install "penguin-gym[train]" ({e})') from e
 
-    cfg = PPOConfig(
+    given = {k: v for k, v in (("learning_rate", args.learning_rate), ("ent_coef", args.ent_coef)) if v is not None}
+    common: dict[str, Any] = dict(
         n_envs=args.n_envs,
         n_steps=args.n_steps,
         batch_size=args.batch_size,
         n_epochs=args.n_epochs,
-        learning_rate=args.learning_rate,
         gamma=args.gamma,
-        ent_coef=args.ent_coef,
         net_arch=args.net_arch,
         normalize_reward=args.normalize_reward,
         flatten=args.flatten,
         num_threads=args.num_threads,
+        **given,
     )
+    cfg = PPOConfig(**common) if args.advice is None else PPOConfig.advised(args.advice, **common)
     hashed = config_dict(args, hashed_only=True)
     run_hash = config_hash(EXPERIMENT, hashed)
     out = Path(args.out) if args.out is not None else Path(args.runs_dir) / f"{EXPERIMENT}-{run_hash}"

@@ -124,3 +124,28 @@ def test_args_dataclass_defaults() -> None:
     args = Args()
     assert args.env_id == "Penguin-Health-v2" and args.wandb and args.featurizer == "hashing"
     assert args.env_kwargs() == {"judge": "simulated", "question_cost": 0.08, "budget": None, "featurizer": "hashing"}
+
+
+def test_train_ppo_with_advice_trains_an_advised_policy_with_its_defaults(tmp_path: Path) -> None:
+    from agents.ppo import PPOAgent
+
+    out = tmp_path / "advised"
+    argv = [*TINY, "--env-id", "Penguin-Health-Guarded-v0", "--advice", "greedy", "--out", str(out), "--no-wandb"]
+    assert main(argv) == 0
+    ppo = json.loads((out / "config.json").read_text())["config"]["ppo"]
+    assert ppo["advice"] == "greedy" and ppo["learning_rate"] == 1e-4 and ppo["lr_schedule"] == "linear"
+    assert ppo["ent_coef"] == 0.0
+    assert PPOAgent.load(out / "final_model.zip").advice == "greedy"
+    # an explicit option wins over the advised default
+    out2 = tmp_path / "advised-lr"
+    assert main([*argv[:-3], "--out", str(out2), "--no-wandb", "--learning-rate", "3e-4", "--eval-freq", "0"]) == 0
+    assert json.loads((out2 / "config.json").read_text())["config"]["ppo"]["learning_rate"] == 3e-4
+
+
+def test_train_ppo_advice_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--advice", "oracle"])
+    assert e.value.code == 2 and "--advice = 'oracle'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--advice", "greedy", "--flatten"])
+    assert "drop --flatten" in capsys.readouterr().err
