@@ -198,15 +198,10 @@ class GreedyAgent(DialogueAgent):
         return cands, float(vals[0]), vals[1:]
 
     def expected_gains(self) -> dict[str, float]:
-        """Expected net gain of asking each remaining attribute now (for inspection)."""
-        if self.belief is None:
-            raise ConfigError("GreedyAgent has no value model yet")
-        d = self.dialogue
-        asked = d.asked_mask
-        cands = [a for a in range(NUM_ATTRIBUTES) if not asked >> a & 1]
-        idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, asked)
-        vals = self.belief.expected(idx, w, [asked] + [asked | 1 << a for a in cands])
-        return {ATTRIBUTES[a]: float(v - vals[0]) for a, v in zip(cands, vals[1:], strict=True)}
+        """Expected net gain of asking each attribute it may ask now over answering now, in the reward's
+        units (for inspection: ``action_values`` as a dict; on the guarded track over the user's replies)."""
+        cands, now, asks = self.action_values()
+        return {ATTRIBUTES[a]: float(v - now) for a, v in zip(cands, asks, strict=True)}
 
 
 __all__ = ["AnswerNowAgent", "AskAllAgent", "GreedyAgent", "RandomKAgent", "StaticOrderAgent"]

@@ -18,7 +18,7 @@ from agents.belief import fit_belief_cached
 from agents.context import AgentContext
 from agents.evaluate import evaluate
 from agents.ppo import PPOAgent, PPOConfig, train
-from penguin_gym.data import DOMAINS
+from penguin_gym.data import ATTRIBUTES, DOMAINS
 from penguin_gym.error import ConfigError
 from penguin_gym.rules import ANSWER, NUM_ACTIONS
 
@@ -231,3 +231,18 @@ def test_critic_warmup_trains_the_value_net_alone_first() -> None:
     snap, pol = run(1)  # the second rollout's update trains the actor too
     after = [p.detach() for p in pol.action_net.parameters()] + [pol.log_advice_scale.detach()]
     assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(snap.actor, after, strict=True))
+
+
+def test_expected_gains_are_the_action_values_gains() -> None:
+    env = gym.make(GUARDED, split="test")
+    greedy = GreedyAgent()
+    greedy.setup(AgentContext.from_env(env))
+    obs, info = env.reset(seed=1)
+    greedy.reset(info)
+    greedy.observe(obs, info)
+    gains = greedy.expected_gains()
+    cands, now, asks = greedy.action_values()
+    assert list(gains) == [ATTRIBUTES[a] for a in cands] and len(gains) == 10
+    assert gains == pytest.approx({ATTRIBUTES[a]: v - now for a, v in zip(cands, asks, strict=True)})
+    best = max(gains, key=gains.__getitem__)
+    assert greedy.choose(obs) == (ATTRIBUTES.index(best) if gains[best] > 0 else ANSWER)
