@@ -298,6 +298,8 @@ def train(
             )
         if cfg.critic_warmup:
             cbs.append(CriticWarmup(cfg.critic_warmup))
+        if cfg.advice is not None:
+            cbs.append(LogAdviceScale())
         cbs.extend(callbacks)
         start = time.perf_counter()
         model.learn(total_timesteps=int(timesteps), callback=CallbackList(cbs), progress_bar=progress_bar)
@@ -352,6 +354,19 @@ class CriticWarmup(BaseCallback):
     def _on_training_end(self) -> None:  # a run shorter than the warmup leaves nothing frozen
         for p in self._actor():
             p.requires_grad_(True)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class LogAdviceScale(BaseCallback):
+    """Records an advised policy's ``beta`` (``train/advice_scale``) with each rollout's log (the
+    learning curves, W&B), so a run shows how far the policy came to trust the advice."""
+
+    def _on_rollout_end(self) -> None:
+        beta = getattr(self.model.policy, "advice_scale", None)
+        if beta is not None:
+            self.logger.record("train/advice_scale", float(beta))
 
     def _on_step(self) -> bool:
         return True

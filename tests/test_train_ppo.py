@@ -136,6 +136,10 @@ def test_train_ppo_with_advice_trains_an_advised_policy_with_its_defaults(tmp_pa
     assert ppo["advice"] == "greedy" and ppo["learning_rate"] == 1e-4 and ppo["lr_schedule"] == "linear"
     assert ppo["ent_coef"] == 0.0
     assert PPOAgent.load(out / "final_model.zip").advice == "greedy"
+    curves = (out / "progress.csv").read_text().splitlines()
+    col = curves[0].split(",").index("train/advice_scale")
+    betas = [float(line.split(",")[col]) for line in curves[1:] if line.split(",")[col]]
+    assert betas and all(30 < b < 50 for b in betas)  # beta is logged each rollout, near its initial 40
     # an explicit option wins over the advised default
     out2 = tmp_path / "advised-lr"
     assert main([*argv[:-3], "--out", str(out2), "--no-wandb", "--learning-rate", "3e-4", "--eval-freq", "0"]) == 0
