@@ -23,7 +23,7 @@ from penguin_gym.dialogue import (
 )
 from penguin_gym.error import ConfigError
 from penguin_gym.features import Featurizer, make_featurizer
-from penguin_gym.judges.base import Judge
+from penguin_gym.judges.base import Judge, close_judge
 from penguin_gym.judges.factory import make_judge
 from penguin_gym.model import (
     ANSWER,
@@ -343,6 +343,7 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         domain, scenarios = setup.domain, setup.scenarios
         self.scenarios: Sequence[Scenario] = scenarios
         self.judge: Judge = setup.judge
+        self._owns_judge = isinstance(judge, str)  # made here from a spec: closed with the env
         self.model = setup.model
         self.featurizer = setup.featurizer
         self._features = QueryFeatures(self.featurizer, scenarios)
@@ -415,6 +416,13 @@ class PenguinEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self.state is None:
             raise gym.error.ResetNeeded("call reset() before action_masks()")
         return self.model.action_mask(self.state)
+
+    def close(self) -> None:
+        """Close the judge if the env made it from a spec (an LLM judge's HTTP clients); a judge passed
+        in is the caller's to close."""
+        if self._owns_judge:
+            close_judge(self.judge)
+        super().close()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.state is None:

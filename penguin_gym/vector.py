@@ -36,7 +36,7 @@ from penguin_gym.dialogue import (
 from penguin_gym.env import episode_setup, observation_space
 from penguin_gym.error import ConfigError
 from penguin_gym.features import Featurizer
-from penguin_gym.judges.base import Judge
+from penguin_gym.judges.base import Judge, close_judge
 from penguin_gym.model import (
     ANSWER,
     DEFAULT_QUESTION_COST,
@@ -177,6 +177,7 @@ class PenguinVectorEnv(VectorEnv):
         domain, scenarios = setup.domain, setup.scenarios
         self.scenarios: Sequence[Scenario] = scenarios
         self.judge: Judge = setup.judge
+        self._owns_judge = isinstance(judge, str)  # made here from a spec: closed with the env
         self.model = setup.model
         self.featurizer = setup.featurizer
         self.domain = domain
@@ -352,6 +353,12 @@ class PenguinVectorEnv(VectorEnv):
         masks = self.model.action_mask_batch(self._asked, self._nq, self._answered)
         masks[self._answered, ANSWER] = True
         return masks
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """``close()``: close the judge if the env made it from a spec (an LLM judge's HTTP clients); a
+        judge passed in is the caller's to close."""
+        if self._owns_judge:
+            close_judge(self.judge)
 
     def render(self) -> tuple[str, ...] | None:
         """With ``render_mode="ansi"``: each sub-env's dialogue so far, as text."""

@@ -253,6 +253,7 @@ def test_spec_strings_and_urls(key):
 
 def test_env_with_an_llm_judge_spec(scenarios):
     import gymnasium as gym
+    import numpy as np
 
     import penguin_gym  # noqa: F401
     from penguin_gym.judges.factory import make_judge
@@ -263,7 +264,18 @@ def test_env_with_an_llm_judge_spec(scenarios):
         env.reset(seed=0)
         _, cost, *_ = env.step(ATTRIBUTES.index("Age"))
         _, reward, terminated, *_ = env.step(10)
-        env.close()
+        assert env.unwrapped.judge.responder._client is not None
+        env.close()  # the env made the judge from its spec: it closes its HTTP client
+        assert env.unwrapped.judge.responder._client is None
+        venv = gym.make_vec(
+            "Penguin-Health-v2", num_envs=2, vectorization_mode="vector_entry_point",
+            judge=f"llm:openai:test-model@{server.url}",
+        )  # fmt: skip
+        venv.reset(seed=0)
+        venv.step(np.array([10, 10]))
+        assert venv.unwrapped.judge.responder._client is not None
+        venv.close()
+        assert venv.unwrapped.judge.responder._client is None
     # One attribute known: the scripted grader gives (3, 3, 2) -> 8/3.
     assert cost < 0 and terminated and reward == pytest.approx(8 / 3)
     with pytest.raises(ConfigError, match="backend spec"):

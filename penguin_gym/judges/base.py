@@ -131,3 +131,12 @@ class JudgeBase:
 
     def score_many(self, scenarios: Sequence[Scenario], revealed: Sequence[frozenset[str]]) -> list[JudgeScore]:
         raise NotImplementedError
+
+
+def close_judge(judge: object) -> None:
+    """Close what ``judge`` holds open (an LLM judge's HTTP clients and threads, a cache's database
+    connection) when it has a ``close``; a judge without one (the simulated judge, a score table) holds
+    nothing. Its next use reopens what it needs."""
+    close = getattr(judge, "close", None)
+    if callable(close):
+        close()

@@ -30,7 +30,7 @@ from typing import Any
 
 from penguin_gym.data.schema import ATTRIBUTES, Scenario, attribute_mask
 from penguin_gym.error import BackendError, ConfigError, JudgeBatchError
-from penguin_gym.judges.base import Judge, JudgeBase, JudgeScore
+from penguin_gym.judges.base import Judge, JudgeBase, JudgeScore, close_judge
 from penguin_gym.judges.cache_file import CACHE_SCHEMA, CachedJudgment, Store, judge_names, read_judgments
 
 __all__ = [
@@ -123,8 +123,10 @@ class CachedJudge(JudgeBase):
         return state
 
     def close(self) -> None:
-        """Close this process's connection (reopened on next use)."""
+        """Close this process's connection (reopened on next use) and the judge's (an ``LLMJudge``'s
+        HTTP clients)."""
         self._store.close()
+        close_judge(self.judge)
 
     def _fingerprint(self, scenario: Scenario) -> str:
         memo = self._fps.get(id(scenario))

@@ -39,7 +39,7 @@ from typing import Any
 from penguin_gym.data.schema import ATTRIBUTES, Scenario, attribute_mask
 from penguin_gym.error import BackendError, ConfigError, JudgeBatchError, JudgeParseError, RequestError
 from penguin_gym.judges.backends import Backend, chat_each, make_backend
-from penguin_gym.judges.base import JudgeBase, JudgeScore
+from penguin_gym.judges.base import JudgeBase, JudgeScore, close_judge
 from penguin_gym.judges.parse import JUDGMENT_GRAMMAR, JUDGMENT_SCHEMA, parse_judge_output
 from penguin_gym.judges.rubric import JSON_FORMAT_ID, PROMPT_ID, judge_messages, responder_messages
 
@@ -205,6 +205,17 @@ class LLMJudge(JudgeBase):
 
     def __repr__(self) -> str:
         return f"LLMJudge({self.name!r})"
+
+    def close(self) -> None:
+        """Close the backends' connections and threads (an HTTP backend opens new ones on its next call)."""
+        for backend in {id(b): b for b in (self.responder, self.judge)}.values():
+            close_judge(backend)
+
+    def __enter__(self) -> LLMJudge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _fields(self) -> dict[str, Any]:
         if self.structured == "json_schema":
