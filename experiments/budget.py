@@ -35,7 +35,7 @@ import numpy as np
 from agents.stats import mean_ci95
 from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
 from experiments.evaluation import AgentUnit, env_kwargs_for, episodes_per_domain, run_agent_units
-from experiments.judging import build_judge
+from experiments.judging import build_judge, closing_judges
 from experiments.loading import code_fingerprint
 from experiments.plots import lines_with_bands
 from experiments.results import ResultsDir, Stopwatch, derive_seed
@@ -115,6 +115,11 @@ def _agent(method: str, k: int, args: Args, order: list[str]) -> tuple[str, dict
 
 def run(args: Args) -> dict[str, Any]:
     """Run the experiment; returns the summary (also written to ``summary.json``)."""
+    with closing_judges():  # an LLM judge's connections close however the run ends
+        return _run(args)
+
+
+def _run(args: Args) -> dict[str, Any]:
     from penguin_gym.judges import bind
 
     clock = Stopwatch()

@@ -153,8 +153,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from penguin_gym.data import load_scenarios
+    from penguin_gym.judges.base import close_judge
     from penguin_gym.judges.cache import CachedJudge
 
+    judge: Any = None
     try:
         scenarios = load_scenarios(
             args.source, domains=args.domains, split=args.split, n_per_domain=args.n_per_domain, seed=args.seed
@@ -185,6 +187,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     except PenguinError as e:  # the run failed (a judge, a backend, a data file)
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 1
+    finally:  # an LLM judge's HTTP clients, the cache's connection
+        close_judge(judge)
     dt = time.perf_counter() - t0
     if table.unscored:
         from penguin_gym.judges.llm import describe_causes

@@ -31,6 +31,7 @@ from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, par
 from experiments.judging import (
     build_judge,
     check_unscored,
+    closing_judges,
     count_unscored,
     judge_calls,
     judge_responders,
@@ -79,6 +80,11 @@ class Args(DataArgs, JudgeArgs, RunArgs):
 
 def run(args: Args) -> dict[str, Any]:
     """Run the experiment; returns the summary (also written to ``summary.json``)."""
+    with closing_judges():  # an LLM judge's connections close however the run ends
+        return _run(args)
+
+
+def _run(args: Args) -> dict[str, Any]:
     clock = Stopwatch()
     domains = load_domains(args)
     responders = judge_responders(args, args.responders)

@@ -9,7 +9,9 @@ the rows record it, ``count_unscored`` / ``check_unscored`` stop a run past ``--
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import numpy as np
 from experiments.args import JudgeArgs
 from experiments.results import DEFAULT_RUNS_DIR, ResultsDir
 from penguin_gym.error import ConfigError, DependencyNotInstalled
+from penguin_gym.judges.base import close_judge
 from penguin_gym.judges.spec import JudgeSpec, parse_judge_spec
 
 
@@ -85,7 +88,28 @@ def build_judge(args: JudgeArgs, *, responder: str | None = None) -> Any:
         except ImportError as e:
             raise DependencyNotInstalled(f"the judge cache is not available ({e})") from e
         judge = CachedJudge(judge, cache, retry_failed=args.retry_failed)
+    made = _OPEN.get()
+    if made is not None:
+        made.append(judge)
     return judge
+
+
+_OPEN: ContextVar[list[Any] | None] = ContextVar("penguin_open_judges", default=None)
+
+
+@contextmanager
+def closing_judges() -> Iterator[None]:
+    """Close, when the block ends (finished, failed or interrupted), every judge ``build_judge`` made in
+    it: an LLM judge's HTTP clients and threads, a cache's database connection. Each experiment's
+    ``run`` is one such block."""
+    made: list[Any] = []
+    token = _OPEN.set(made)
+    try:
+        yield
+    finally:
+        _OPEN.reset(token)
+        for judge in made:
+            close_judge(judge)
 
 
 def score_items(

@@ -61,7 +61,7 @@ from typing import Any
 
 from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, build_parser, config_dict
 from experiments.evaluation import AgentUnit, env_kwargs_for, episodes_per_domain, run_agent_units
-from experiments.judging import build_judge
+from experiments.judging import build_judge, closing_judges
 from experiments.loading import agent_label, code_fingerprint, is_custom_agent, parse_agent_options
 from experiments.plots import bar_panels, frontier, grouped_bars
 from experiments.published import COMPARABLE as COMPARABLE
@@ -219,6 +219,11 @@ def plan_units(args: Args, judge: Any, domains: Sequence[str]) -> list[AgentUnit
 
 def run(args: Args) -> dict[str, Any]:
     """Run the leaderboard; returns the summary (also written to ``summary.json``)."""
+    with closing_judges():  # an LLM judge's connections close however the run ends
+        return _run(args)
+
+
+def _run(args: Args) -> dict[str, Any]:
     summary, results, _ = compute(args, report=True)
     return summary
 

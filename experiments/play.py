@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from experiments.args import JudgeArgs, arg, parse_args
-from experiments.judging import build_judge
+from experiments.judging import build_judge, closing_judges
 from experiments.terminal import console
 from penguin_gym.data import ATTRIBUTES
 from penguin_gym.error import ConfigError
@@ -109,6 +109,11 @@ def _menu_lines(choices: list[int], width: int) -> list[Any]:
 def play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
     """Play one episode; returns the final info plus ``return`` and, for judges that allow it cheaply,
     ``best`` (the oracle's best set of questions)."""
+    with closing_judges():  # an LLM judge's connections close however the episode ends
+        return _play(args, stdin=stdin)
+
+
+def _play(args: Args, *, stdin: Any = None) -> dict[str, Any]:
     import gymnasium as gym
     from rich.panel import Panel
     from rich.table import Table

@@ -31,7 +31,7 @@ from typing import Any
 from agents.stats import mean_ci95
 from experiments.args import DataArgs, JudgeArgs, RunArgs, arg, config_dict, parse_args
 from experiments.evaluation import AgentUnit, env_kwargs_for, episodes_per_domain, run_agent_units
-from experiments.judging import build_judge, judge_responders
+from experiments.judging import build_judge, closing_judges, judge_responders
 from experiments.loading import code_fingerprint, parse_agent_options
 from experiments.plots import grouped_bars
 from experiments.results import ResultsDir, Stopwatch, derive_seed
@@ -105,6 +105,11 @@ class Args(DataArgs, JudgeArgs, RunArgs):
 
 def run(args: Args) -> dict[str, Any]:
     """Run the experiment; returns the summary (also written to ``summary.json``)."""
+    with closing_judges():  # an LLM judge's connections close however the run ends
+        return _run(args)
+
+
+def _run(args: Args) -> dict[str, Any]:
     clock = Stopwatch()
     domains = list(load_domains(args))
     responders = judge_responders(args, args.responders)

@@ -152,3 +152,29 @@ def test_a_key_in_a_url_is_in_no_file_a_run_writes(tmp_path, capsys, monkeypatch
     leaks = [p for p in written if secret.encode() in p.read_bytes()]
     assert not leaks
     assert "***@127.0.0.1" in (tmp_path / "run" / "config.json").read_text()
+
+
+def test_a_run_closes_its_llm_judges_connections(server, tmp_path):
+    import gc
+    import warnings
+
+    from experiments import judging
+
+    made: list = []
+    real = judging.build_judge
+
+    def spy(*a, **k):
+        made.append(real(*a, **k))
+        return made[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(context_gap, "build_judge", spy)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            assert context_gap.main([*_llm(server, tmp_path), "--out", str(tmp_path / "a")]) == 0
+            gc.collect()
+    assert made and server.request_count > 0
+    backends = [made[0].judge.responder, made[0].judge.judge]  # CachedJudge(LLMJudge(responder, judge))
+    assert all(b._client is None and b._pool is None for b in backends)  # closed
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning) and "socket" in str(w.message)]
+    assert not leaks, [str(w.message) for w in leaks]
