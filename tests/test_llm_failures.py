@@ -71,6 +71,8 @@ def test_refused_items_fail_alone_and_the_rerun_asks_nothing(scenarios, tmp_path
         assert server.request_count == before  # nothing new is computed
         assert again.hits == 8 and again.failed_hits == 2
         assert [f.cause for f in info.value.failures] == ["refused", "refused"]
+        cached.close()
+        again.close()
 
 
 def test_an_empty_answer_is_asked_again_with_another_seed_and_never_judged(scenarios):
@@ -88,6 +90,7 @@ def test_an_empty_answer_is_asked_again_with_another_seed_and_never_judged(scena
         judge = LLMJudge(f"openai:m@{server.url}", retries=2, seed=7)
         with pytest.raises(JudgeBatchError) as info:
             judge.score_many(scenarios[:2], [frozenset()] * 2)
+        judge.close()
     (failure,) = info.value.failures
     assert failure.index == 1 and failure.cause == "empty_answer" and failure.permanent
     answers = [b for b in bodies if not _is_judge(b) and b["messages"][-1]["content"] == scenarios[1].query]
@@ -178,6 +181,7 @@ def test_structured_modes_send_their_constraint_to_the_judge_only(scenarios, mod
         judge = LLMJudge(f"openai:m@{server.url}", structured=mode)
         (score,) = judge.score_many(scenarios[:1], [frozenset()])
         answer, judgment = server.requests[0].body, server.requests[1].body
+        judge.close()
     assert (score.risk_sensitivity, score.emotional_empathy, score.personalization) == (4, 3, 2)
     assert field not in answer and check(judgment[field])
     if mode != "grammar":

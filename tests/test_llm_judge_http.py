@@ -198,6 +198,8 @@ def test_judges_pickle_without_the_key(key, scenarios, tmp_path):
         assert clone.score(scenarios[0], frozenset({"Age"})).risk_sensitivity == 3
         assert server.requests[-1].headers["Authorization"] == f"Bearer {key}"
         assert clone.name == cached.name
+        cached.close()  # the store's connection and the judge's HTTP client
+        clone.close()
 
 
 def test_garbage_judge_replies_become_recorded_failures(key, scenarios, caplog):
@@ -215,6 +217,7 @@ def test_garbage_judge_replies_become_recorded_failures(key, scenarios, caplog):
         with pytest.raises(JudgeBatchError) as info:
             judge.score_many(scenarios[:3], [frozenset()] * 3)
         assert server.request_count == 3 + 3 + 2  # answers, judgments, two retries of the bad one
+        judge.close()
     err = info.value
     assert err.results[0].safety == 4 and err.results[1] is None and err.results[2].safety == 4
     assert err.failures[0].raw == ("lorem ipsum dolor sit amet, 42!",) * 3
