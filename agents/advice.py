@@ -52,6 +52,17 @@ ADVICE_KINDS = ("greedy",)
 _BOUND = 4.0
 
 
+def check_advice(advice: str | None, *, flatten: bool = False, name: str = "advice") -> None:
+    """Raise ``ConfigError`` unless ``advice`` is ``None`` or one of ``ADVICE_KINDS`` on a Dict
+    observation (``flatten=False``: the advice is a key of it); ``name`` is how the error calls it."""
+    if advice is None:
+        return
+    if advice not in ADVICE_KINDS:
+        raise ConfigError(f"{name} = {advice!r} must be one of {list(ADVICE_KINDS)} or None")
+    if flatten:
+        raise ConfigError(f"{name} = {advice!r} needs the Dict observation: flatten=False (MultiInputPolicy)")
+
+
 def advice_space() -> spaces.Box:
     """The advice features' space: ``(11,)`` float32 in ``[-4, 4]``."""
     return spaces.Box(-_BOUND, _BOUND, (NUM_ACTIONS,), np.float32)
@@ -151,4 +162,4 @@ class AdviceObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return np.asarray(self.env.unwrapped.action_masks())  # type: ignore[attr-defined]
 
 
-__all__ = ["ADVICE_KEY", "ADVICE_KINDS", "AdviceObservation", "GreedyAdvice", "advice_space"]
+__all__ = ["ADVICE_KEY", "ADVICE_KINDS", "AdviceObservation", "GreedyAdvice", "advice_space", "check_advice"]

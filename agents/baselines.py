@@ -191,8 +191,8 @@ class GreedyAgent(DialogueAgent):
             idx, w = guarded.weights(self.belief, d, user, exclude=exclude)
             now, asks = guarded.question_values(self.belief, d, user, self.costs, cands, idx, w)
             return cands, float(now), asks
-        # blind to the user model, a declined question told nothing; on the faithful track told == asked
-        told = d.told_mask if d.declined else asked
+        # blind to the user model, a declined question told nothing (on the faithful track told == asked)
+        told = d.told_mask
         idx, w = self.belief.weights(d.domain_index, d.scenario_type, d.query, d.severity, told, exclude=exclude)
         vals = self.belief.expected(idx, w, [told] + [told | 1 << a for a in cands])
         return cands, float(vals[0]), vals[1:]

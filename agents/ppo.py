@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.advice import check_advice
 from agents.ppo_agent import TRAINED_ON_ATTR, PPOAgent, masks_from_obs
 from agents.ppo_eval import PenguinEvalCallback, eval_metrics
 from penguin_gym.error import ConfigError, DependencyNotInstalled
@@ -144,13 +145,7 @@ class PPOConfig:
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError(f"PPOConfig.num_threads = {self.num_threads} must be >= 1 (or None)")
         self.net_arch = tuple(int(h) for h in self.net_arch)
-        if self.advice is not None:
-            from agents.advice import ADVICE_KINDS
-
-            if self.advice not in ADVICE_KINDS:
-                raise ConfigError(f"PPOConfig.advice = {self.advice!r} must be one of {list(ADVICE_KINDS)} or None")
-            if self.flatten:
-                raise ConfigError("PPOConfig.advice needs the Dict observation: flatten=False (MultiInputPolicy)")
+        check_advice(self.advice, flatten=self.flatten, name="PPOConfig.advice")
         if self.critic_warmup < 0:
             raise ConfigError(f"PPOConfig.critic_warmup = {self.critic_warmup} must be >= 0 (rollouts)")
         if not self.advice_scale > 0:

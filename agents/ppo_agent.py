@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from agents.advice import ADVICE_KEY
+from agents.advice import ADVICE_KEY, GreedyAdvice
 from agents.context import AgentContext
 from penguin_gym.data import DOMAINS, NUM_ATTRIBUTES
 from penguin_gym.error import ConfigError, DependencyNotInstalled
@@ -71,8 +71,6 @@ class PPOAgent:
         # A policy trained with advice features (``PPOConfig.advice``) computes them as it plays.
         self._advice: Any = None
         if not self._flat and ADVICE_KEY in getattr(model.observation_space, "spaces", {}):
-            from agents.advice import GreedyAdvice
-
             self._advice = GreedyAdvice()
         self._last: int | None = None
 

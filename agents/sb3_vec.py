@@ -187,15 +187,10 @@ def make_sb3_vec_env(
             advice follows each dialogue, so the sub-envs are single envs in SB3's ``DummyVecEnv``.
         **env_kwargs: ``PenguinEnv`` keywords (``split``, ``judge``, ``question_cost``, ``budget``, ...).
     """
+    from agents.advice import check_advice
     from penguin_gym.registration import env_track
 
-    if advice is not None:
-        from agents.advice import ADVICE_KINDS
-
-        if advice not in ADVICE_KINDS:
-            raise ConfigError(f"advice = {advice!r} is not one of {list(ADVICE_KINDS)} (or None)")
-        if flatten:
-            raise ConfigError("advice features need the Dict observation: use flatten=False (MultiInputPolicy)")
+    check_advice(advice, flatten=flatten)
     if advice is not None or env_track(env_id) == "guarded":
         # no batched vector env for the guarded track yet, and advice follows each dialogue: SB3's
         # DummyVecEnv of single envs
